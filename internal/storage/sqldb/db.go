@@ -1,0 +1,197 @@
+package sqldb
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/stratadev/strata"
+	"modernc.org/sqlite" // the pure-Go SQLite driver, registered as "sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// Dialect names a SQL engine.
+type Dialect string
+
+// The dialects Strata supports.
+const (
+	SQLite   Dialect = "sqlite"
+	Postgres Dialect = "postgres"
+)
+
+// Querier is what *sql.DB and *sql.Tx have in common: module queries take one
+// so they run inside or outside a transaction alike.
+type Querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// DB is one physical database: a writer pool and a reader pool. For SQLite
+// the writer is a single connection (SQLite has one writer at a time; queuing
+// in Go is cheaper than spinning on SQLITE_BUSY) and readers are a pool of
+// read-only connections that WAL lets run beside the writer.
+type DB struct {
+	name    string
+	dialect Dialect
+	writer  *sql.DB
+	reader  *sql.DB
+}
+
+// SQLiteOptions tunes OpenSQLite.
+type SQLiteOptions struct {
+	// BusyTimeout is how long a connection waits for a lock held by another
+	// process (a CLI command beside the server) before failing.
+	BusyTimeout time.Duration
+	// ReadConns is the size of the reader pool; 0 means max(4, NumCPU).
+	ReadConns int
+}
+
+// OpenSQLite opens (creating if needed) the SQLite database at path with
+// busy_timeout first, then WAL, synchronous=NORMAL and foreign keys on.
+func OpenSQLite(ctx context.Context, path string, opts SQLiteOptions) (*DB, error) {
+	if opts.BusyTimeout <= 0 {
+		opts.BusyTimeout = 5 * time.Second
+	}
+	if opts.ReadConns <= 0 {
+		opts.ReadConns = max(4, runtime.NumCPU())
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("create database folder: %w", err)
+	}
+	pragmas := []string{
+		fmt.Sprintf("busy_timeout(%d)", opts.BusyTimeout.Milliseconds()),
+		"journal_mode(WAL)",
+		"synchronous(NORMAL)",
+		"foreign_keys(ON)",
+	}
+	dsn := func(extra ...string) string {
+		q := url.Values{}
+		for _, p := range append(pragmas, extra...) {
+			q.Add("_pragma", p)
+		}
+		q.Set("_txlock", "immediate") // take the write lock at BEGIN: no upgrade deadlocks
+		return "file:" + path + "?" + q.Encode()
+	}
+	writer, err := sql.Open("sqlite", dsn())
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	writer.SetMaxOpenConns(1)
+	writer.SetMaxIdleConns(1)
+	writer.SetConnMaxLifetime(0)
+	// The writer connection creates the file and switches it to WAL before
+	// any reader opens it.
+	if err := writer.PingContext(ctx); err != nil {
+		writer.Close()
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	reader, err := sql.Open("sqlite", dsn("query_only(1)"))
+	if err != nil {
+		writer.Close()
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	reader.SetMaxOpenConns(opts.ReadConns)
+	reader.SetMaxIdleConns(opts.ReadConns)
+	return &DB{name: path, dialect: SQLite, writer: writer, reader: reader}, nil
+}
+
+// Name identifies the database in logs and metrics (a file path or a host).
+func (db *DB) Name() string { return db.name }
+
+// Dialect returns the engine of db.
+func (db *DB) Dialect() Dialect { return db.dialect }
+
+// Writer returns the pool for writes and read-your-writes reads.
+func (db *DB) Writer() *sql.DB { return db.writer }
+
+// Reader returns the pool for reads that tolerate a little staleness. On
+// SQLite it sees every committed write.
+func (db *DB) Reader() *sql.DB { return db.reader }
+
+// Ping checks that the database answers a query.
+func (db *DB) Ping(ctx context.Context) error {
+	var one int
+	if err := db.reader.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
+		return fmt.Errorf("ping %s: %w", db.name, err)
+	}
+	return nil
+}
+
+// Close closes both pools.
+func (db *DB) Close() error {
+	return errors.Join(db.reader.Close(), db.writer.Close())
+}
+
+// Tx runs fn in a write transaction, committing when fn returns nil and
+// rolling back otherwise (also when fn panics, which is re-raised).
+func (db *DB) Tx(ctx context.Context, fn func(tx *sql.Tx) error) (err error) {
+	tx, err := db.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return Translate(fmt.Errorf("begin: %w", err))
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			_ = tx.Rollback()
+			panic(p)
+		}
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	if err = fn(tx); err != nil {
+		return err
+	}
+	if err = tx.Commit(); err != nil {
+		return Translate(fmt.Errorf("commit: %w", err))
+	}
+	return nil
+}
+
+// Translate turns driver errors into strata errors at the storage boundary:
+// sql.ErrNoRows is not_found, a unique-constraint violation is conflict, a
+// busy or locked database is unavailable. Other errors pass through.
+func Translate(err error) error {
+	if err == nil {
+		return nil
+	}
+	var se *strata.Error
+	switch {
+	case errors.As(err, &se):
+		return err
+	case errors.Is(err, sql.ErrNoRows):
+		return &strata.Error{Code: strata.CodeNotFound, Reason: "not_found", Message: "not found", Err: err}
+	case IsUniqueViolation(err):
+		return &strata.Error{Code: strata.CodeConflict, Reason: "conflict", Message: "already exists", Err: err}
+	case isBusy(err):
+		return &strata.Error{Code: strata.CodeUnavailable, Reason: "database_busy", Message: "the database is busy; retry", RetryAfter: time.Second, Err: err}
+	}
+	return err
+}
+
+// IsUniqueViolation reports whether err is a unique or primary-key
+// constraint violation, on any dialect.
+func IsUniqueViolation(err error) bool {
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		return se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+	}
+	// PostgreSQL's unique_violation, until the pgx dialect lands.
+	return err != nil && strings.Contains(err.Error(), "(SQLSTATE 23505)")
+}
+
+func isBusy(err error) bool {
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		c := se.Code() & 0xff
+		return c == sqlite3.SQLITE_BUSY || c == sqlite3.SQLITE_LOCKED
+	}
+	return false
+}

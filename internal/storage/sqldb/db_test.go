@@ -1,0 +1,123 @@
+package sqldb_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stratadev/strata"
+	"github.com/stratadev/strata/internal/storage/sqldb"
+	"github.com/stratadev/strata/internal/storage/sqldbtest"
+	"github.com/stretchr/testify/require"
+)
+
+func setup(t *testing.T, shards, files int) *sqldb.Router {
+	t.Helper()
+	r := sqldbtest.OpenShards(t, shards, files)
+	sqldbtest.Migrate(t, r, "test", os.DirFS("testdata/migrations"))
+	return r
+}
+
+func TestPragmas(t *testing.T) {
+	t.Parallel()
+	db := setup(t, 4, 1).Shard(0)
+	ctx := context.Background()
+	for pragma, want := range map[string]string{"journal_mode": "wal", "synchronous": "1", "foreign_keys": "1", "busy_timeout": "5000"} {
+		var got string
+		require.NoError(t, db.Writer().QueryRowContext(ctx, "PRAGMA "+pragma).Scan(&got))
+		require.Equal(t, want, got, pragma)
+		require.NoError(t, db.Reader().QueryRowContext(ctx, "PRAGMA "+pragma).Scan(&got))
+		require.Equal(t, want, got, "reader "+pragma)
+	}
+	_, err := db.Reader().ExecContext(ctx, "INSERT INTO things (id, n) VALUES ('x', 1)")
+	require.Error(t, err, "the reader pool is read-only")
+}
+
+func TestMigrateIsIdempotent(t *testing.T) {
+	t.Parallel()
+	r := setup(t, 4, 1)
+	require.NoError(t, sqldb.MigrateAll(context.Background(), r, "test", os.DirFS("testdata/migrations")))
+}
+
+func TestTxCommitRollbackTranslate(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := setup(t, 4, 1).Shard(0)
+	insert := func(tx *sql.Tx, id string) error {
+		_, err := tx.ExecContext(ctx, "INSERT INTO things (id, n) VALUES ($1, $2)", id, 1)
+		return sqldb.Translate(err)
+	}
+	require.NoError(t, db.Tx(ctx, func(tx *sql.Tx) error { return insert(tx, "a") }))
+
+	boom := errors.New("boom")
+	err := db.Tx(ctx, func(tx *sql.Tx) error {
+		require.NoError(t, insert(tx, "b"))
+		return boom
+	})
+	require.ErrorIs(t, err, boom)
+
+	err = db.Tx(ctx, func(tx *sql.Tx) error { return insert(tx, "a") })
+	require.Equal(t, strata.CodeConflict, strata.ErrorCode(err))
+
+	var n int
+	require.NoError(t, db.Reader().QueryRowContext(ctx, "SELECT count(*) FROM things").Scan(&n))
+	require.Equal(t, 1, n, "only the committed row exists")
+
+	err = sqldb.Translate(db.Reader().QueryRowContext(ctx, "SELECT n FROM things WHERE id = $1", "zz").Scan(&n))
+	require.Equal(t, strata.CodeNotFound, strata.ErrorCode(err))
+}
+
+func TestConcurrentWritersSerialize(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := setup(t, 4, 1).Shard(0)
+	_, err := db.Writer().ExecContext(ctx, "INSERT INTO things (id, n) VALUES ('counter', 0)")
+	require.NoError(t, err)
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() {
+			for range 10 {
+				err := db.Tx(ctx, func(tx *sql.Tx) error {
+					var n int
+					if err := tx.QueryRowContext(ctx, "SELECT n FROM things WHERE id = 'counter'").Scan(&n); err != nil {
+						return err
+					}
+					_, err := tx.ExecContext(ctx, "UPDATE things SET n = $1 WHERE id = 'counter'", n+1)
+					return err
+				})
+				require.NoError(t, err)
+			}
+		})
+	}
+	wg.Wait()
+	var n int
+	require.NoError(t, db.Reader().QueryRowContext(ctx, "SELECT n FROM things WHERE id = 'counter'").Scan(&n))
+	require.Equal(t, 200, n, "read-modify-write transactions never lose an update")
+}
+
+func TestRouterSpreadsShards(t *testing.T) {
+	t.Parallel()
+	r := setup(t, 8, 2)
+	require.Len(t, r.DBs(), 2)
+	require.Same(t, r.DBs()[0], r.Shard(3))
+	require.Same(t, r.DBs()[1], r.Shard(4))
+	id := strata.NewID("usr", 6, time.Now())
+	db, err := r.ForID(id)
+	require.NoError(t, err)
+	require.Same(t, r.DBs()[1], db)
+
+	_, err = r.ForID(strata.NewID("usr", 9, time.Now()))
+	require.Equal(t, strata.CodeNotFound, strata.ErrorCode(err), "a shard past the count")
+	_, err = r.ForID("garbage")
+	require.Equal(t, strata.CodeNotFound, strata.ErrorCode(err))
+	require.NoError(t, r.Ping(context.Background()))
+
+	_, err = sqldb.NewRouter(0, r.DBs()...)
+	require.Error(t, err)
+	_, err = sqldb.NewRouter(1, r.DBs()...)
+	require.Error(t, err, "more databases than shards")
+}
