@@ -1,0 +1,104 @@
+package httpx
+
+import (
+	"context"
+	"net/http"
+	"sync/atomic"
+)
+
+// ResponseWriter wraps an http.ResponseWriter and records the status and the
+// number of body bytes written. It supports http.Flusher directly and every
+// other optional interface (Hijacker, deadlines, full duplex) through
+// http.ResponseController, which follows Unwrap.
+type ResponseWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+// NewResponseWriter wraps w; when w already is a *ResponseWriter it is
+// returned as is, so nested middleware share one record.
+func NewResponseWriter(w http.ResponseWriter) *ResponseWriter {
+	if rw, ok := w.(*ResponseWriter); ok {
+		return rw
+	}
+	return &ResponseWriter{ResponseWriter: w}
+}
+
+// WriteHeader records the first final (non-1xx) status and passes it on.
+func (w *ResponseWriter) WriteHeader(status int) {
+	if w.status == 0 && status >= 200 {
+		w.status = status
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+// Write records an implicit 200 and the bytes written.
+func (w *ResponseWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += int64(n)
+	return n, err
+}
+
+// Flush sends buffered data to the client, when the wrapped writer can.
+func (w *ResponseWriter) Flush() {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	_ = http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+// Unwrap returns the wrapped writer, for http.ResponseController.
+func (w *ResponseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Written reports whether the status line has been written.
+func (w *ResponseWriter) Written() bool { return w.status != 0 }
+
+// Status returns the status written, or 200 when nothing was written yet,
+// since that is what net/http sends for a handler that writes nothing.
+func (w *ResponseWriter) Status() int {
+	if w.status == 0 {
+		return http.StatusOK
+	}
+	return w.status
+}
+
+// BytesWritten returns the number of body bytes written.
+func (w *ResponseWriter) BytesWritten() int64 { return w.bytes }
+
+type routeKey struct{}
+
+// routeSlot receives the pattern of the route that served a request. It is
+// atomic because a handler such as http.TimeoutHandler may run the route on
+// another goroutine than the middleware that reads it.
+type routeSlot struct{ pattern atomic.Pointer[string] }
+
+// CaptureRoute prepares r so that middleware outside the router can learn the
+// route pattern that served it. It returns the request to pass on and a
+// function that, once ServeHTTP has returned, reports the pattern: the one
+// Mux recorded, else the r.Pattern a plain http.ServeMux set on this very
+// request, else "" (no route matched). Nested calls share one slot.
+func CaptureRoute(r *http.Request) (*http.Request, func() string) {
+	slot, ok := r.Context().Value(routeKey{}).(*routeSlot)
+	if !ok {
+		slot = new(routeSlot)
+		r = r.WithContext(context.WithValue(r.Context(), routeKey{}, slot))
+	}
+	return r, func() string {
+		if p := slot.pattern.Load(); p != nil {
+			return *p
+		}
+		return r.Pattern
+	}
+}
+
+// setRoute records r.Pattern in the slot of CaptureRoute, if there is one.
+func setRoute(r *http.Request) {
+	if slot, ok := r.Context().Value(routeKey{}).(*routeSlot); ok {
+		p := r.Pattern
+		slot.pattern.Store(&p)
+	}
+}

@@ -1,0 +1,159 @@
+package observability
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/stratadev/strata/internal/httpx"
+)
+
+// Check reports whether one dependency is usable; nil means ready. It should
+// return promptly once ctx is done.
+type Check func(ctx context.Context) error
+
+// DefaultCheckTimeout bounds each readiness check.
+const DefaultCheckTimeout = 2 * time.Second
+
+// Probes serves the liveness (/healthz) and readiness (/readyz) probes.
+type Probes struct {
+	mu     sync.Mutex
+	checks []namedCheck
+
+	draining atomic.Bool
+	// timeout bounds each check; tests shorten it.
+	timeout time.Duration
+}
+
+type namedCheck struct {
+	name  string
+	check Check
+}
+
+// ProbeStatus is the body of both probes.
+type ProbeStatus struct {
+	// Status is "ok" (liveness), "ready", "not_ready" or "draining".
+	Status string `json:"status"`
+	// Checks maps each readiness check to "ok" or its error text.
+	Checks map[string]string `json:"checks,omitempty"`
+}
+
+// NewProbes returns Probes with no readiness checks.
+func NewProbes() *Probes {
+	return &Probes{timeout: DefaultCheckTimeout}
+}
+
+// AddReadinessCheck adds a check that must pass for the process to be ready.
+// Names must be unique and non-empty; a bad name is a wiring bug and panics.
+func (p *Probes) AddReadinessCheck(name string, c Check) {
+	if name == "" || c == nil {
+		panic("observability: readiness check needs a name and a func")
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, nc := range p.checks {
+		if nc.name == name {
+			panic(fmt.Sprintf("observability: readiness check %q added twice", name))
+		}
+	}
+	p.checks = append(p.checks, namedCheck{name: name, check: c})
+}
+
+// SetDraining makes readiness fail from now on, at once and without running
+// the checks. Call it when shutdown begins, so load balancers stop sending
+// requests while those in flight finish.
+func (p *Probes) SetDraining() { p.draining.Store(true) }
+
+// HealthzHandler answers 200 {"status":"ok"} while the process can serve.
+func (p *Probes) HealthzHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		httpx.WriteJSON(w, http.StatusOK, ProbeStatus{Status: "ok"})
+	})
+}
+
+// ReadyzHandler runs every readiness check concurrently, each bounded by a
+// 2 s timeout, and answers 200 {"status":"ready","checks":{...}} when all
+// pass, else 503 {"status":"not_ready","checks":{name: error text}} with
+// Retry-After: 1. Once draining it answers 503 {"status":"draining"}.
+// Check errors are shown: serve this on an internal port only.
+func (p *Probes) ReadyzHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		if p.draining.Load() {
+			w.Header().Set("Retry-After", "1")
+			httpx.WriteJSON(w, http.StatusServiceUnavailable, ProbeStatus{Status: "draining"})
+			return
+		}
+		results, ready := p.runChecks(r.Context())
+		if p.draining.Load() { // shutdown began while the checks ran
+			w.Header().Set("Retry-After", "1")
+			httpx.WriteJSON(w, http.StatusServiceUnavailable, ProbeStatus{Status: "draining"})
+			return
+		}
+		if !ready {
+			w.Header().Set("Retry-After", "1")
+			httpx.WriteJSON(w, http.StatusServiceUnavailable, ProbeStatus{Status: "not_ready", Checks: results})
+			return
+		}
+		httpx.WriteJSON(w, http.StatusOK, ProbeStatus{Status: "ready", Checks: results})
+	})
+}
+
+// runChecks runs the checks concurrently and returns each one's result.
+func (p *Probes) runChecks(ctx context.Context) (map[string]string, bool) {
+	p.mu.Lock()
+	checks := append([]namedCheck(nil), p.checks...)
+	p.mu.Unlock()
+
+	errs := make([]error, len(checks))
+	var wg sync.WaitGroup
+	for i, nc := range checks {
+		wg.Go(func() { errs[i] = p.runCheck(ctx, nc.check) })
+	}
+	wg.Wait()
+
+	results := make(map[string]string, len(checks))
+	ready := true
+	for i, nc := range checks {
+		results[nc.name] = "ok"
+		if errs[i] != nil {
+			results[nc.name] = errs[i].Error()
+			ready = false
+		}
+	}
+	return results, ready
+}
+
+// runCheck runs c with the timeout. A check that ignores its context is
+// abandoned when the timeout passes (its goroutine finishes on its own), and
+// a check that panics counts as failed rather than crashing the process.
+func (p *Probes) runCheck(ctx context.Context, c Check) error {
+	ctx, cancel := context.WithTimeout(ctx, p.timeout)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		defer func() {
+			if v := recover(); v != nil {
+				done <- fmt.Errorf("check panicked: %v", v)
+			}
+		}()
+		done <- c(ctx)
+	}()
+	select {
+	case err := <-done:
+		if errors.Is(err, context.DeadlineExceeded) && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return fmt.Errorf("timed out after %s", p.timeout)
+		}
+		return err
+	case <-ctx.Done():
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return fmt.Errorf("timed out after %s", p.timeout)
+		}
+		return ctx.Err()
+	}
+}
