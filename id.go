@@ -4,7 +4,9 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"hash/fnv"
+	"math"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -14,7 +16,9 @@ import (
 //
 //	48 bits  milliseconds since the Unix epoch (IDs sort by creation time)
 //	16 bits  the logical shard the entity lives on
-//	64 bits  randomness
+//	64 bits  randomness; IDs made by one process in the same millisecond
+//	         count up from the first one's random value, so that they keep
+//	         their creation order (an outbox relays events in ID order)
 //
 // Because the shard is inside the ID, a request is routed to its database
 // without a lookup (DESIGN.md §4). An entity that belongs to another (a
@@ -45,10 +49,41 @@ func NewID(prefix string, shard int, t time.Time) ID {
 	var b [16]byte
 	ms := uint64(t.UnixMilli())
 	binary.BigEndian.PutUint64(b[0:8], ms<<16|uint64(uint16(shard)))
-	if _, err := rand.Read(b[8:]); err != nil {
+	binary.BigEndian.PutUint64(b[8:16], monotonic.next(ms))
+	return ID(prefix + "_" + encodeID(b))
+}
+
+// monotonic hands out the random half of IDs: fresh randomness for a
+// millisecond it has not seen lately, the previous value plus one for one
+// it has. It remembers the last few milliseconds, so goroutines holding
+// slightly different clock readings do not reset each other's sequence.
+// It is process state, like crypto/rand's own.
+var monotonic idSequence
+
+type idSequence struct {
+	mu     sync.Mutex
+	slots  [16]struct{ ms, last uint64 }
+	victim int
+}
+
+func (s *idSequence) next(ms uint64) uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := range s.slots {
+		if sl := &s.slots[i]; sl.ms == ms && sl.last != math.MaxUint64 {
+			sl.last++
+			return sl.last
+		}
+	}
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
 		panic("strata: crypto/rand failed: " + err.Error()) // never happens on supported platforms
 	}
-	return ID(prefix + "_" + encodeID(b))
+	// The top bit stays clear so the millisecond has 2^63 increments of room.
+	sl := &s.slots[s.victim]
+	s.victim = (s.victim + 1) % len(s.slots)
+	sl.ms, sl.last = ms, binary.BigEndian.Uint64(b[:])>>1
+	return sl.last
 }
 
 // ParseID checks that s is a well-formed ID with the given prefix.

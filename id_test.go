@@ -35,6 +35,18 @@ func TestIDSortsByTime(t *testing.T) {
 	require.True(t, sort.StringsAreSorted(ids))
 }
 
+// Not parallel: a parallel test minting IDs for many other milliseconds
+// would evict this one's sequence.
+func TestIDsOfOneMillisecondKeepTheirOrder(t *testing.T) {
+	at := time.UnixMilli(1_800_000_000_000)
+	prev := strata.NewID("evt", 5, at)
+	for range 1000 {
+		id := strata.NewID("evt", 5, at)
+		require.Less(t, string(prev), string(id))
+		prev = id
+	}
+}
+
 func TestParseIDRejects(t *testing.T) {
 	t.Parallel()
 	good := string(strata.NewID("usr", 3, time.Now()))

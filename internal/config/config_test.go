@@ -74,10 +74,10 @@ func TestErrorsNameTheSetting(t *testing.T) {
 		env  map[string]string
 		want string
 	}{
-		"unknown key":   {args: []string{"--config", bad}, want: "unknown settings http-adr"},
-		"bad env value": {env: map[string]string{"STRATA_SHUTDOWN_GRACE": "soon"}, want: "shutdown-grace (from STRATA_SHUTDOWN_GRACE)"},
+		"unknown key":    {args: []string{"--config", bad}, want: "unknown settings http-adr"},
+		"bad env value":  {env: map[string]string{"STRATA_SHUTDOWN_GRACE": "soon"}, want: "shutdown-grace (from STRATA_SHUTDOWN_GRACE)"},
 		"bad file value": {args: []string{"--config", malformed}, want: "shards (from " + malformed},
-		"missing file":  {args: []string{"--config", filepath.Join(dir, "nope.yaml")}, want: "config:"},
+		"missing file":   {args: []string{"--config", filepath.Join(dir, "nope.yaml")}, want: "config:"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()

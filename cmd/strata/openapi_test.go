@@ -1,0 +1,67 @@
+package main
+
+import (
+	"bytes"
+	"io"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/stratadev/strata"
+	"github.com/stratadev/strata/internal/auth"
+	"github.com/stratadev/strata/internal/auth/authsql"
+	"github.com/stratadev/strata/internal/auth/password"
+	"github.com/stratadev/strata/internal/auth/token"
+	"github.com/stratadev/strata/internal/observability"
+	"github.com/stratadev/strata/internal/storage/sqldbtest"
+	"github.com/stretchr/testify/require"
+	"gopkg.in/yaml.v3"
+)
+
+// TestOpenAPIMatchesRoutes fails when a served route is undocumented in
+// api/openapi.yaml or a documented route is not served.
+func TestOpenAPIMatchesRoutes(t *testing.T) {
+	t.Parallel()
+	raw, err := os.ReadFile("../../api/openapi.yaml")
+	require.NoError(t, err)
+	var doc struct {
+		OpenAPI string                    `yaml:"openapi"`
+		Paths   map[string]map[string]any `yaml:"paths"`
+	}
+	require.NoError(t, yaml.Unmarshal(raw, &doc))
+	require.True(t, strings.HasPrefix(doc.OpenAPI, "3.1"), "OpenAPI 3.1")
+	var documented []string
+	for path, ops := range doc.Paths {
+		for method, v := range ops {
+			op, ok := v.(map[string]any)
+			if !ok || !slices.Contains([]string{"get", "put", "post", "delete", "patch", "head", "options"}, method) {
+				continue
+			}
+			documented = append(documented, strings.ToUpper(method)+" "+path)
+			require.NotEmpty(t, op["operationId"], "%s %s has an operationId", method, path)
+		}
+	}
+
+	var cfg settings
+	fs := newFlagSet()
+	cfg.registerFlags(fs)
+	require.NoError(t, fs.Parse(nil))
+	router := sqldbtest.Open(t)
+	sealer, err := token.NewSealer(bytes.Repeat([]byte{1}, 32))
+	require.NoError(t, err)
+	svc := auth.NewService(cfg.auth, auth.Deps{
+		Store: authsql.New(router, strata.SystemClock{}), Shards: router.NumShards(), Sealer: sealer,
+		Clock: strata.SystemClock{}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Hasher: password.NewHasher(password.DefaultParams(), 1),
+	})
+	all := map[string]bool{}
+	for _, r := range knownRoles {
+		all[r] = true
+	}
+	served := newMux(all, observability.NewProbes(), observability.NewMetrics(), svc, false).Patterns()
+
+	slices.Sort(documented)
+	slices.Sort(served)
+	require.Equal(t, served, documented, "served routes (left) and api/openapi.yaml (right) differ")
+}

@@ -1,0 +1,266 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// syncBuffer is a bytes.Buffer safe to write from the server while the
+// test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+type instance struct {
+	base    string
+	stdout  *syncBuffer
+	stderr  *syncBuffer
+	cancel  context.CancelFunc
+	done    chan error
+	dataDir string
+}
+
+var listenRE = regexp.MustCompile(`listening on (http://\S+)`)
+
+// start runs `strata serve` in-process on a free port with a fresh data
+// directory and waits until it listens.
+func start(t *testing.T, dataDir string, extra ...string) *instance {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	in := &instance{stdout: &syncBuffer{}, stderr: &syncBuffer{}, cancel: cancel, done: make(chan error, 1), dataDir: dataDir}
+	args := append([]string{"serve", "--data-dir", dataDir, "--http-addr", "127.0.0.1:0", "--log-format", "text"}, extra...)
+	go func() { in.done <- run(ctx, args, noEnv, strings.NewReader(""), in.stdout, in.stderr) }()
+	require.Eventually(t, func() bool {
+		select {
+		case err := <-in.done:
+			t.Fatalf("strata exited early: %v\nstderr: %s", err, in.stderr.String())
+		default:
+		}
+		m := listenRE.FindStringSubmatch(in.stdout.String())
+		if m == nil {
+			return false
+		}
+		in.base = m[1]
+		return true
+	}, 30*time.Second, 10*time.Millisecond)
+	t.Cleanup(func() { in.stop(t) })
+	return in
+}
+
+func (in *instance) stop(t *testing.T) {
+	t.Helper()
+	in.cancel()
+	select {
+	case err, ok := <-in.done:
+		if ok {
+			require.NoError(t, err, "stderr: %s", in.stderr.String())
+			close(in.done)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("strata did not stop within 30s")
+	}
+}
+
+func noEnv(string) string { return "" }
+
+func call(t *testing.T, method, url string, body any, token string) (int, map[string]any) {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		require.NoError(t, err)
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	require.NoError(t, err)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.NotEmpty(t, resp.Header.Get("X-Request-Id"))
+	var m map[string]any
+	if len(raw) > 0 && strings.Contains(resp.Header.Get("Content-Type"), "json") {
+		require.NoError(t, json.Unmarshal(raw, &m), "body: %s", raw)
+	}
+	return resp.StatusCode, m
+}
+
+// TestREADMEWalkthrough follows the curl walkthrough of README.md against
+// the real binary's run(): signup, login, me, refresh, logout.
+func TestREADMEWalkthrough(t *testing.T) {
+	t.Parallel()
+	in := start(t, t.TempDir())
+	require.Contains(t, in.stdout.String(), "data in "+in.dataDir)
+
+	status, body := call(t, "POST", in.base+"/v1/auth/signup", map[string]string{"email": "ada@example.com", "password": "correct horse battery staple", "name": "Ada"}, "")
+	require.Equal(t, http.StatusCreated, status, "%v", body)
+	require.Equal(t, "Bearer", body["token_type"])
+
+	status, body = call(t, "POST", in.base+"/v1/auth/login", map[string]string{"email": "ada@example.com", "password": "correct horse battery staple"}, "")
+	require.Equal(t, http.StatusOK, status, "%v", body)
+	access, refresh := body["access_token"].(string), body["refresh_token"].(string)
+
+	status, body = call(t, "GET", in.base+"/v1/auth/me", nil, access)
+	require.Equal(t, http.StatusOK, status, "%v", body)
+	require.Equal(t, "ada@example.com", body["email"])
+
+	status, body = call(t, "POST", in.base+"/v1/auth/refresh", map[string]string{"refresh_token": refresh}, "")
+	require.Equal(t, http.StatusOK, status, "%v", body)
+	newRefresh := body["refresh_token"].(string)
+	require.NotEqual(t, refresh, newRefresh)
+
+	status, _ = call(t, "POST", in.base+"/v1/auth/logout", map[string]string{"refresh_token": newRefresh}, "")
+	require.Equal(t, http.StatusNoContent, status)
+	status, body = call(t, "POST", in.base+"/v1/auth/refresh", map[string]string{"refresh_token": newRefresh}, "")
+	require.Equal(t, http.StatusUnauthorized, status)
+	require.Equal(t, "refresh_token_revoked", body["code"])
+
+	status, _ = call(t, "GET", in.base+"/healthz", nil, "")
+	require.Equal(t, http.StatusOK, status)
+	status, body = call(t, "GET", in.base+"/readyz", nil, "")
+	require.Equal(t, http.StatusOK, status, "%v", body)
+	resp, err := http.Get(in.base + "/metrics")
+	require.NoError(t, err)
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Contains(t, string(metrics), `strata_http_requests_total{method="POST",route="POST /v1/auth/login",status_class="2xx"} 1`)
+	require.Contains(t, string(metrics), "go_goroutines")
+
+	// The verification mail went through the outbox, NATS and the mail
+	// consumer to the log.
+	require.Eventually(t, func() bool {
+		return strings.Contains(in.stderr.String(), "Confirm your email address")
+	}, 10*time.Second, 20*time.Millisecond)
+}
+
+func TestRestartKeepsDataAndKeys(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	in := start(t, dir)
+	status, body := call(t, "POST", in.base+"/v1/auth/signup", map[string]string{"email": "bo@example.com", "password": "correct horse battery staple", "name": "Bo"}, "")
+	require.Equal(t, http.StatusCreated, status, "%v", body)
+	access := body["access_token"].(string)
+	in.stop(t)
+
+	again := start(t, dir)
+	status, body = call(t, "GET", again.base+"/v1/auth/me", nil, access)
+	require.Equal(t, http.StatusOK, status, "a token signed before the restart still verifies: %v", body)
+	key, err := os.Stat(filepath.Join(dir, "master.key"))
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o600), key.Mode().Perm())
+}
+
+func TestShutdownDrainsReadinessFirst(t *testing.T) {
+	t.Parallel()
+	in := start(t, t.TempDir(), "--shutdown-delay", "2s")
+	in.cancel()
+	require.Eventually(t, func() bool {
+		resp, err := http.Get(in.base + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusServiceUnavailable
+	}, 5*time.Second, 20*time.Millisecond, "readyz turns 503 while the listener still serves")
+}
+
+func TestUsersCreateAdmin(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	var out, errOut syncBuffer
+	err := run(context.Background(), []string{"users", "create", "--data-dir", dir, "--email", "Root@Example.com", "--role", "admin"},
+		noEnv, strings.NewReader("a long admin passphrase\n"), &out, &errOut)
+	require.NoError(t, err, "stderr: %s", errOut.String())
+	require.Contains(t, out.String(), "root@example.com with role admin")
+
+	in := start(t, dir)
+	status, body := call(t, "POST", in.base+"/v1/auth/login", map[string]string{"email": "root@example.com", "password": "a long admin passphrase"}, "")
+	require.Equal(t, http.StatusOK, status, "%v", body)
+	status, body = call(t, "GET", in.base+"/v1/admin/audit", nil, body["access_token"].(string))
+	require.Equal(t, http.StatusOK, status, "%v", body)
+
+	err = run(context.Background(), []string{"users", "create", "--data-dir", t.TempDir(), "--email", "x@example.com"},
+		noEnv, strings.NewReader(""), &out, &errOut)
+	require.ErrorContains(t, err, "password")
+}
+
+func TestSettingsAreValidatedFirst(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{args: []string{"--shards", "0"}, want: "shards:"},
+		{args: []string{"--roles", "auth,bogus"}, want: "roles:"},
+		{args: []string{"--http-addr", "nonsense"}, want: "http-addr:"},
+		{args: []string{"--log-format", "xml"}, want: "log-format:"},
+		{args: []string{"--argon2-memory", "1024"}, want: "argon2-memory"},
+		{args: []string{"--auth-access-ttl", "-1s"}, want: "auth-access-ttl:"},
+		{args: []string{"--master-key", "c2hvcnQ="}, want: "master-key:"},
+		{env: map[string]string{"STRATA_SHUTDOWN_GRACE": "0s"}, want: "shutdown-grace:"},
+	} {
+		dir := filepath.Join(t.TempDir(), "data")
+		env := func(k string) string { return tc.env[k] }
+		err := run(context.Background(), append([]string{"serve", "--data-dir", dir}, tc.args...), env, strings.NewReader(""), io.Discard, io.Discard)
+		require.ErrorContains(t, err, tc.want, "args %v", tc.args)
+		_, statErr := os.Stat(dir)
+		require.True(t, os.IsNotExist(statErr), "nothing is created before validation passes")
+	}
+}
+
+func TestShardCountIsFixedAtCreation(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	in := start(t, dir, "--shards", "16")
+	in.stop(t)
+	err := run(context.Background(), []string{"serve", "--data-dir", dir, "--shards", "32", "--http-addr", "127.0.0.1:0"}, noEnv, strings.NewReader(""), io.Discard, io.Discard)
+	require.ErrorContains(t, err, "created with 16 logical shards")
+}
+
+func TestVersionAndHelp(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	require.NoError(t, run(context.Background(), []string{"version"}, noEnv, nil, &out, io.Discard))
+	require.Contains(t, out.String(), "strata ")
+	out.Reset()
+	require.NoError(t, run(context.Background(), []string{"serve", "--help"}, noEnv, nil, &out, io.Discard))
+	for _, flag := range []string{"--data-dir", "--http-addr", "--roles", "--auth-access-ttl", "--argon2-memory"} {
+		require.Contains(t, out.String(), flag)
+	}
+	out.Reset()
+	require.NoError(t, run(context.Background(), []string{"help"}, noEnv, nil, &out, io.Discard))
+	require.Contains(t, out.String(), "serve")
+}

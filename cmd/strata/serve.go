@@ -1,0 +1,263 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/stratadev/strata"
+	"github.com/stratadev/strata/internal/auth"
+	"github.com/stratadev/strata/internal/auth/authsql"
+	"github.com/stratadev/strata/internal/auth/password"
+	"github.com/stratadev/strata/internal/auth/token"
+	"github.com/stratadev/strata/internal/httpx"
+	"github.com/stratadev/strata/internal/mail"
+	"github.com/stratadev/strata/internal/observability"
+	"github.com/stratadev/strata/internal/queue"
+)
+
+// serveCmd runs the roles of s until ctx ends, then shuts down gracefully:
+// /readyz turns 503, in-flight requests finish within the grace period,
+// consumers ack what they finished, and the queue and databases close.
+func serveCmd(ctx context.Context, s *settings, stdout, stderr io.Writer) error {
+	logger, err := observability.NewLogger(stderr, s.logFormat, s.logLevel)
+	if err != nil {
+		return err
+	}
+	roles := s.roleSet()
+	clock := strata.SystemClock{}
+
+	st, err := openStorage(ctx, s)
+	if err != nil {
+		return err
+	}
+	defer st.close()
+
+	q, err := openQueue(ctx, s, logger)
+	if err != nil {
+		return err
+	}
+	defer q.close()
+
+	metrics := observability.NewMetrics()
+	qmetrics := queue.NewMetrics(metrics.Registry())
+	probes := observability.NewProbes()
+	probes.AddReadinessCheck("database", st.router.Ping)
+	probes.AddReadinessCheck("queue", q.client.Ping)
+
+	// bg carries the background loops; it ends after HTTP has drained.
+	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBG()
+	var wg sync.WaitGroup
+	goBG := func(name string, fn func(context.Context) error) {
+		wg.Go(func() {
+			if err := fn(bg); err != nil && bg.Err() == nil {
+				logger.Error("background task stopped", "task", name, "error", err)
+			}
+		})
+	}
+
+	var relay *queue.Relay
+	if roles["worker"] {
+		relay = queue.NewRelay(st.router, q.client, queue.RelayConfig{Metrics: qmetrics}, logger, clock)
+		goBG("outbox relay", relay.Run)
+	}
+	sealer, err := token.NewSealer(st.masterKey)
+	if err != nil {
+		return fmt.Errorf("master-key: %w", err)
+	}
+	deps := auth.Deps{
+		Store: authsql.New(st.router, clock), Shards: s.shards, Sealer: sealer, Clock: clock, Logger: logger,
+		Hasher: password.NewHasher(s.argon2Params(), 0),
+	}
+	if relay != nil {
+		deps.NotifyOutbox = relay.Notify
+	}
+	authSvc := auth.NewService(s.auth, deps)
+
+	if roles["auth"] {
+		if err := authSvc.Start(ctx); err != nil {
+			return fmt.Errorf("start auth: %w", err)
+		}
+		goBG("signing keys", func(ctx context.Context) error { authSvc.RunKeys(ctx); return nil })
+	}
+	mux := newMux(roles, probes, metrics, authSvc, s.trustProxy)
+
+	var consumers []*queue.Consumer
+	if roles["worker"] {
+		mc := auth.MailConsumer{Mailer: mail.LogMailer{Logger: logger}}
+		if s.smtpURL != "" {
+			m, err := mail.NewSMTP(s.smtpURL, s.mailFrom)
+			if err != nil {
+				return err
+			}
+			mc.Mailer = m
+		}
+		cfg := mc.ConsumerConfig()
+		cfg.Metrics = qmetrics
+		c, err := q.client.Consume(ctx, cfg, mc.Handle, logger)
+		if err != nil {
+			return fmt.Errorf("start mail consumer: %w", err)
+		}
+		consumers = append(consumers, c)
+	}
+
+	handler := httpx.Chain(mux, httpx.RequestID, httpx.AccessLog(logger), metrics.HTTPMiddleware, httpx.Recover)
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       time.Minute,
+		WriteTimeout:      time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	ln, err := net.Listen("tcp", s.httpAddr)
+	if err != nil {
+		return fmt.Errorf("http-addr: %w", err)
+	}
+	serveErr := make(chan error, 2)
+	go func() { serveErr <- srv.Serve(ln) }()
+
+	var debugSrv *http.Server
+	if s.debugAddr != "" {
+		dln, err := net.Listen("tcp", s.debugAddr)
+		if err != nil {
+			srv.Close()
+			return fmt.Errorf("debug-addr: %w", err)
+		}
+		debugSrv = &http.Server{Handler: observability.DebugHandler(), ReadHeaderTimeout: 10 * time.Second}
+		go func() { serveErr <- debugSrv.Serve(dln) }()
+		fmt.Fprintf(stdout, "strata: pprof on http://%s/debug/pprof/\n", dln.Addr())
+	}
+
+	absData, _ := filepath.Abs(s.dataDir)
+	fmt.Fprintf(stdout, "strata %s: roles %s\n", version, strings.Join(sortedRoles(roles), ","))
+	fmt.Fprintf(stdout, "strata: listening on http://%s\n", ln.Addr())
+	fmt.Fprintf(stdout, "strata: data in %s (SQLite %s, %d logical shards)\n", absData, s.sqlitePath(), s.shards)
+	fmt.Fprintf(stdout, "strata: queue %s\n", q.describe)
+	logger.Info("strata started", "http_addr", ln.Addr().String(), "data_dir", absData, "roles", sortedRoles(roles))
+
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		if !errors.Is(err, http.ErrServerClosed) {
+			logger.Error("http server failed", "error", err)
+		}
+	}
+
+	logger.Info("shutting down", "grace", s.shutdownGrace)
+	probes.SetDraining()
+	if s.shutdownDelay > 0 {
+		time.Sleep(s.shutdownDelay) // let load balancers see /readyz fail
+	}
+	grace, cancel := context.WithTimeout(context.Background(), s.shutdownGrace)
+	defer cancel()
+	var errs []error
+	if err := srv.Shutdown(grace); err != nil {
+		errs = append(errs, fmt.Errorf("drain http: %w", err))
+		srv.Close()
+	}
+	if debugSrv != nil {
+		debugSrv.Close()
+	}
+	for _, c := range consumers {
+		if err := c.Stop(grace); err != nil {
+			errs = append(errs, fmt.Errorf("stop consumer: %w", err))
+		}
+	}
+	stopBG()
+	wg.Wait()
+	logger.Info("stopped")
+	return errors.Join(errs...)
+}
+
+// newMux mounts the probes, the metrics and the routes of every module
+// whose role this instance runs.
+func newMux(roles map[string]bool, probes *observability.Probes, metrics *observability.Metrics, authSvc *auth.Service, trustProxy bool) *httpx.Mux {
+	mux := httpx.NewMux()
+	mux.Handle("GET /healthz", probes.HealthzHandler())
+	mux.Handle("GET /readyz", probes.ReadyzHandler())
+	mux.Handle("GET /metrics", metrics.Handler())
+	if roles["auth"] {
+		auth.Routes(mux, authSvc, trustProxy)
+	}
+	return mux
+}
+
+func sortedRoles(set map[string]bool) []string {
+	var out []string
+	for _, r := range knownRoles {
+		if set[r] {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// queueConn is this process's NATS connection and, in one-process mode,
+// the embedded server it talks to.
+type queueConn struct {
+	client   *queue.Client
+	server   *server.Server
+	describe string
+}
+
+func openQueue(ctx context.Context, s *settings, logger *slog.Logger) (*queueConn, error) {
+	qc := &queueConn{}
+	var err error
+	if s.natsURL != "" {
+		if qc.client, err = queue.Connect(s.natsURL); err != nil {
+			return nil, fmt.Errorf("nats-url: %w", err)
+		}
+		qc.describe = "NATS at " + s.natsURL
+	} else {
+		cfg := queue.ServerConfig{StoreDir: filepath.Join(s.dataDir, "nats")}
+		if s.natsListen != "" {
+			host, port, _ := net.SplitHostPort(s.natsListen)
+			cfg.Listen, cfg.Host = true, host
+			fmt.Sscan(port, &cfg.Port)
+		}
+		if qc.server, err = queue.StartServer(cfg, logger); err != nil {
+			return nil, fmt.Errorf("start embedded nats: %w", err)
+		}
+		if qc.client, err = queue.ConnectInProcess(qc.server); err != nil {
+			qc.close()
+			return nil, err
+		}
+		qc.describe = "embedded NATS JetStream, store in " + cfg.StoreDir
+		if cfg.Listen {
+			qc.describe += ", listening on " + s.natsListen
+		} else {
+			qc.describe += " (in-process only)"
+		}
+	}
+	if err := qc.client.EnsureStream(ctx, auth.StreamConfig()); err != nil {
+		qc.close()
+		return nil, err
+	}
+	if err := qc.client.EnsureDeadLetterStream(ctx); err != nil {
+		qc.close()
+		return nil, err
+	}
+	return qc, nil
+}
+
+func (qc *queueConn) close() {
+	if qc.client != nil {
+		qc.client.Close()
+	}
+	if qc.server != nil {
+		qc.server.Shutdown()
+		qc.server.WaitForShutdown()
+	}
+}

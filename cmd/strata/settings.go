@@ -1,0 +1,140 @@
+package main
+
+import (
+	"encoding/base64"
+	"fmt"
+	"net"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+	"github.com/stratadev/strata"
+	"github.com/stratadev/strata/internal/auth"
+	"github.com/stratadev/strata/internal/auth/password"
+	"github.com/stratadev/strata/internal/observability"
+)
+
+// settings is every setting of strata serve and the admin commands. Each
+// is a flag; config.Apply layers the environment and the config file
+// under the flags.
+type settings struct {
+	configFile        string
+	dataDir           string
+	httpAddr          string
+	debugAddr         string
+	roles             []string
+	logFormat         string
+	logLevel          string
+	shutdownGrace     time.Duration
+	shutdownDelay     time.Duration
+	shards            int
+	sqliteBusyTimeout time.Duration
+	masterKey         string
+	masterKeyFile     string
+	natsURL           string
+	natsListen        string
+	smtpURL           string
+	mailFrom          string
+	trustProxy        bool
+	auth              auth.Config
+}
+
+func (s *settings) registerFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&s.configFile, "config", "", "an optional YAML file of settings (keys are these flag names); flags and STRATA_* variables override it")
+	fs.StringVar(&s.dataDir, "data-dir", "./strata-data", "where the embedded databases, the NATS store and the generated master key live")
+	fs.StringVar(&s.httpAddr, "http-addr", ":8080", "the address of the HTTP API")
+	fs.StringVar(&s.debugAddr, "debug-addr", "", "the address of the pprof debug listener; empty disables it (bind it to loopback)")
+	fs.StringSliceVar(&s.roles, "roles", []string{"all"}, "the roles this instance runs: all, or any of auth, worker")
+	fs.StringVar(&s.logFormat, "log-format", "json", "log format: json or text")
+	fs.StringVar(&s.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.DurationVar(&s.shutdownGrace, "shutdown-grace", 15*time.Second, "how long in-flight requests and jobs may take to finish after a stop signal")
+	fs.DurationVar(&s.shutdownDelay, "shutdown-delay", 0, "how long /readyz answers 503 before the listener closes, so load balancers stop sending traffic")
+	fs.IntVar(&s.shards, "shards", 256, "the number of logical shards; fixed when a deployment is created")
+	fs.DurationVar(&s.sqliteBusyTimeout, "sqlite-busy-timeout", 5*time.Second, "how long SQLite waits for a lock held by another process")
+	fs.StringVar(&s.masterKey, "master-key", "", "base64 of the 32-byte key that encrypts signing keys at rest (secret; prefer STRATA_MASTER_KEY or --master-key-file)")
+	fs.StringVar(&s.masterKeyFile, "master-key-file", "", "a file holding the master key; default <data-dir>/master.key, generated on first start")
+	fs.StringVar(&s.natsURL, "nats-url", "", "the NATS server to use; empty runs an embedded JetStream server")
+	fs.StringVar(&s.natsListen, "nats-listen", "", "host:port where the embedded NATS server accepts connections; empty keeps it in-process only")
+	fs.StringVar(&s.smtpURL, "smtp-url", "", "smtp://user:password@host:587 to send mail; empty writes mail to the log")
+	fs.StringVar(&s.mailFrom, "mail-from", "Strata <no-reply@localhost>", "the From address of mail")
+	fs.BoolVar(&s.trustProxy, "trust-proxy-headers", false, "take the client address from X-Forwarded-For (only behind a trusted proxy)")
+	s.auth.RegisterFlags(fs)
+}
+
+// knownRoles are the roles this build can run.
+var knownRoles = []string{"auth", "worker"}
+
+// roleSet expands --roles.
+func (s *settings) roleSet() map[string]bool {
+	set := map[string]bool{}
+	for _, r := range s.roles {
+		r = strings.TrimSpace(r)
+		if r == "all" {
+			for _, k := range knownRoles {
+				set[k] = true
+			}
+			continue
+		}
+		set[r] = true
+	}
+	return set
+}
+
+func (s *settings) validate() error {
+	if len(s.roles) == 0 {
+		return fmt.Errorf("roles: must name at least one role")
+	}
+	for _, r := range s.roles {
+		r = strings.TrimSpace(r)
+		if r != "all" && !slices.Contains(knownRoles, r) {
+			return fmt.Errorf("roles: unknown role %q (known: all, %s)", r, strings.Join(knownRoles, ", "))
+		}
+	}
+	if s.dataDir == "" {
+		return fmt.Errorf("data-dir: must not be empty")
+	}
+	if _, _, err := net.SplitHostPort(s.httpAddr); err != nil {
+		return fmt.Errorf("http-addr: %w", err)
+	}
+	if s.debugAddr != "" {
+		if _, _, err := net.SplitHostPort(s.debugAddr); err != nil {
+			return fmt.Errorf("debug-addr: %w", err)
+		}
+	}
+	if s.natsListen != "" {
+		if _, _, err := net.SplitHostPort(s.natsListen); err != nil {
+			return fmt.Errorf("nats-listen: %w", err)
+		}
+	}
+	if _, err := observability.NewLogger(nil, s.logFormat, s.logLevel); err != nil {
+		return err
+	}
+	if s.shutdownGrace <= 0 {
+		return fmt.Errorf("shutdown-grace: must be positive")
+	}
+	if s.shutdownDelay < 0 {
+		return fmt.Errorf("shutdown-delay: must not be negative")
+	}
+	if s.shards < 1 || s.shards > strata.MaxShards {
+		return fmt.Errorf("shards: must be between 1 and %d, got %d", strata.MaxShards, s.shards)
+	}
+	if s.masterKey != "" {
+		if k, err := base64.StdEncoding.DecodeString(s.masterKey); err != nil || len(k) != 32 {
+			return fmt.Errorf("master-key: must be the base64 encoding of 32 bytes")
+		}
+	}
+	if err := s.argon2Params().Validate(); err != nil {
+		return err
+	}
+	return s.auth.Validate()
+}
+
+func (s *settings) argon2Params() password.Params {
+	p := password.DefaultParams()
+	p.Memory, p.Time, p.Threads = s.auth.Argon2Memory, s.auth.Argon2Time, s.auth.Argon2Threads
+	return p
+}
+
+func (s *settings) sqlitePath() string { return filepath.Join(s.dataDir, "strata.db") }

@@ -1,0 +1,137 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/stratadev/strata/internal/auth/authsql"
+	"github.com/stratadev/strata/internal/queue"
+	"github.com/stratadev/strata/internal/storage/sqldb"
+)
+
+// storage is the data tier of this process: the shard router over its
+// databases and the master key.
+type storage struct {
+	router    *sqldb.Router
+	masterKey []byte
+}
+
+// openStorage prepares the data directory, checks the deployment's shard
+// count, opens the databases and applies every module's migrations.
+func openStorage(ctx context.Context, s *settings) (*storage, error) {
+	if err := os.MkdirAll(s.dataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data-dir: %w", err)
+	}
+	if err := checkDeployment(s); err != nil {
+		return nil, err
+	}
+	key, err := loadMasterKey(s)
+	if err != nil {
+		return nil, err
+	}
+	db, err := sqldb.OpenSQLite(ctx, s.sqlitePath(), sqldb.SQLiteOptions{BusyTimeout: s.sqliteBusyTimeout})
+	if err != nil {
+		return nil, err
+	}
+	router, err := sqldb.NewRouter(s.shards, db)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := queue.MigrateOutbox(ctx, router); err != nil {
+		router.Close()
+		return nil, err
+	}
+	if err := authsql.Migrate(ctx, router); err != nil {
+		router.Close()
+		return nil, err
+	}
+	return &storage{router: router, masterKey: key}, nil
+}
+
+func (st *storage) close() error { return st.router.Close() }
+
+// deployment is written once, when a data directory is first used: the
+// logical shard count can never change afterwards, because every stored
+// ID names its shard.
+type deployment struct {
+	Shards    int       `json:"shards"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+func checkDeployment(s *settings) error {
+	path := filepath.Join(s.dataDir, "deployment.json")
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		b, _ := json.MarshalIndent(deployment{Shards: s.shards, CreatedAt: time.Now().UTC()}, "", "  ")
+		return writeNew(path, append(b, '\n'))
+	}
+	if err != nil {
+		return fmt.Errorf("data-dir: %w", err)
+	}
+	var d deployment
+	if err := json.Unmarshal(b, &d); err != nil {
+		return fmt.Errorf("data-dir: %s is corrupt: %w", path, err)
+	}
+	if d.Shards != s.shards {
+		return fmt.Errorf("shards: this deployment was created with %d logical shards; it cannot run with %d", d.Shards, s.shards)
+	}
+	return nil
+}
+
+// loadMasterKey returns the key from --master-key, or from the key file,
+// generating <data-dir>/master.key on first start when no file was named.
+func loadMasterKey(s *settings) ([]byte, error) {
+	if s.masterKey != "" {
+		return base64.StdEncoding.DecodeString(s.masterKey)
+	}
+	path, generate := s.masterKeyFile, false
+	if path == "" {
+		path, generate = filepath.Join(s.dataDir, "master.key"), true
+	}
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) && generate {
+		key := make([]byte, 32)
+		if _, err := rand.Read(key); err != nil {
+			return nil, err
+		}
+		if err := writeNew(path, []byte(base64.StdEncoding.EncodeToString(key)+"\n")); err != nil {
+			return nil, fmt.Errorf("master-key-file: %w", err)
+		}
+		return key, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("master-key-file: %w", err)
+	}
+	key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(b)))
+	if err != nil || len(key) != 32 {
+		return nil, fmt.Errorf("master-key-file: %s must hold the base64 encoding of 32 bytes", path)
+	}
+	return key, nil
+}
+
+// writeNew creates path with mode 0600, failing if it exists, and syncs it.
+func writeNew(path string, b []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}

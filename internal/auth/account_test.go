@@ -1,0 +1,180 @@
+package auth_test
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stratadev/strata"
+	"github.com/stratadev/strata/internal/auth"
+	"github.com/stretchr/testify/require"
+)
+
+// linkToken extracts the token from the link in a mail body.
+func linkToken(t *testing.T, body string) string {
+	t.Helper()
+	i := strings.Index(body, "?token=")
+	require.GreaterOrEqual(t, i, 0, "no link in %q", body)
+	raw := body[i+len("?token="):]
+	raw = raw[:strings.IndexAny(raw, "\n ")]
+	tok, err := url.QueryUnescape(raw)
+	require.NoError(t, err)
+	return tok
+}
+
+func TestEmailVerification(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	tk := h.signup("verify@example.com")
+	msg := h.mail.waitFor(t, "verify@example.com", "Confirm")
+	require.Contains(t, msg.Body, h.cfg.PublicURL+"/verify-email?token=")
+	tok := linkToken(t, msg.Body)
+
+	r := h.do("POST", "/v1/auth/email/verify", map[string]string{"token": tok})
+	require.Equal(t, http.StatusOK, r.status, "body: %s", r.body)
+	require.Equal(t, true, r.json(t)["email_verified"])
+	me := h.do("GET", "/v1/auth/me", nil, bearer(tk.Access)...)
+	require.Equal(t, true, me.json(t)["email_verified"])
+
+	again := h.do("POST", "/v1/auth/email/verify", map[string]string{"token": tok})
+	require.Equal(t, http.StatusBadRequest, again.status)
+	require.Equal(t, "one_time_token_used", again.problemCode(t))
+
+	for name, bad := range map[string]string{"garbage": "xyz", "tampered": tok[:len(tok)-3] + "AAA", "empty": ""} {
+		r := h.do("POST", "/v1/auth/email/verify", map[string]string{"token": bad})
+		require.Equal(t, http.StatusBadRequest, r.status, name)
+		require.Contains(t, string(r.body), `"field":"token"`, name)
+	}
+}
+
+func TestEmailVerificationExpires(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.signup("late@example.com")
+	tok := linkToken(t, h.mail.waitFor(t, "late@example.com", "Confirm").Body)
+	h.clock.Advance(h.cfg.VerifyEmailTTL + time.Second)
+	r := h.do("POST", "/v1/auth/email/verify", map[string]string{"token": tok})
+	require.Equal(t, http.StatusBadRequest, r.status)
+	require.Equal(t, "one_time_token_expired", r.problemCode(t))
+}
+
+func TestPasswordReset(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	tk := h.signup("forgetful@example.com")
+	// Lock the account first: a reset must lift the lock.
+	for range h.cfg.ThrottleAccountFailures {
+		login(h, "forgetful@example.com", "a wrong password!")
+	}
+
+	r := h.do("POST", "/v1/auth/password/forgot", map[string]string{"email": "Forgetful@example.com"})
+	require.Equal(t, http.StatusAccepted, r.status, "body: %s", r.body)
+	unknown := h.do("POST", "/v1/auth/password/forgot", map[string]string{"email": "ghost@example.com"})
+	require.Equal(t, http.StatusAccepted, unknown.status, "an unknown email gets the same answer")
+
+	tok := linkToken(t, h.mail.waitFor(t, "forgetful@example.com", "Reset").Body)
+
+	weak := h.do("POST", "/v1/auth/password/reset", map[string]string{"token": tok, "password": "short"})
+	require.Equal(t, http.StatusBadRequest, weak.status)
+	require.Equal(t, "password_too_short", weak.problemCode(t))
+
+	const newPassword = "a brand new passphrase"
+	ok := h.do("POST", "/v1/auth/password/reset", map[string]string{"token": tok, "password": newPassword})
+	require.Equal(t, http.StatusNoContent, ok.status, "body: %s", ok.body)
+
+	rr := refresh(h, tk.Refresh)
+	require.Equal(t, http.StatusUnauthorized, rr.status, "a reset revokes every session")
+	require.Equal(t, "refresh_token_revoked", rr.problemCode(t))
+	require.Equal(t, http.StatusUnauthorized, login(h, "forgetful@example.com", goodPassword).status)
+	require.Equal(t, http.StatusOK, login(h, "forgetful@example.com", newPassword).status, "the lock is lifted")
+
+	reuse := h.do("POST", "/v1/auth/password/reset", map[string]string{"token": tok, "password": "yet another passphrase"})
+	require.Equal(t, http.StatusBadRequest, reuse.status)
+	require.Equal(t, "one_time_token_used", reuse.problemCode(t))
+	require.Zero(t, h.mail.count("ghost@example.com"))
+}
+
+func TestForgotPasswordIsThrottledPerAddress(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.signup("spam@example.com")
+	for range 3 {
+		require.Equal(t, http.StatusAccepted, h.do("POST", "/v1/auth/password/forgot", map[string]string{"email": "spam@example.com"}).status)
+	}
+	h.mail.waitFor(t, "spam@example.com", "Reset")
+	events, err := h.svc.ListAudit(context.Background(), auth.AuditFilter{Event: auth.EventPasswordResetReq, Limit: 10})
+	require.NoError(t, err)
+	require.Len(t, events, 1, "one reset mail per interval")
+	h.clock.Advance(h.cfg.MailInterval + time.Second)
+	require.Equal(t, http.StatusAccepted, h.do("POST", "/v1/auth/password/forgot", map[string]string{"email": "spam@example.com"}).status)
+	events, err = h.svc.ListAudit(context.Background(), auth.AuditFilter{Event: auth.EventPasswordResetReq, Limit: 10})
+	require.NoError(t, err)
+	require.Len(t, events, 2)
+}
+
+func TestAdminAuditAndRoles(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	ctx := context.Background()
+	// Audit ids order events to the millisecond; the fake clock stands
+	// still unless moved.
+	_, err := h.svc.CreateUser(ctx, "root@example.com", "Root", goodPassword, []strata.Role{strata.RoleAdmin})
+	require.NoError(t, err)
+	h.clock.Advance(time.Millisecond)
+	admin := h.decodeTokens(login(h, "root@example.com", goodPassword))
+	h.clock.Advance(time.Millisecond)
+	buyer := h.signup("buyer@example.com")
+	h.clock.Advance(time.Millisecond)
+	login(h, "buyer@example.com", "wrong wrong wrong")
+
+	forbidden := h.do("GET", "/v1/admin/audit", nil, bearer(buyer.Access)...)
+	require.Equal(t, http.StatusForbidden, forbidden.status)
+	require.Equal(t, "role_required", forbidden.problemCode(t))
+	require.Equal(t, http.StatusUnauthorized, h.do("GET", "/v1/admin/audit", nil).status)
+
+	r := h.do("GET", "/v1/admin/audit?limit=2", nil, bearer(admin.Access)...)
+	require.Equal(t, http.StatusOK, r.status, "body: %s", r.body)
+	page := r.json(t)
+	require.Len(t, page["events"], 2)
+	require.NotEmpty(t, page["next_cursor"])
+	var seen []string
+	for cursor := ""; ; {
+		r := h.do("GET", "/v1/admin/audit?limit=2&cursor="+cursor, nil, bearer(admin.Access)...)
+		require.Equal(t, http.StatusOK, r.status)
+		p := r.json(t)
+		for _, e := range p["events"].([]any) {
+			seen = append(seen, e.(map[string]any)["event"].(string))
+		}
+		next, _ := p["next_cursor"].(string)
+		if next == "" {
+			break
+		}
+		cursor = next
+	}
+	require.Equal(t, []string{"login_failed", "signup", "login_succeeded", "user_created_by_cli"}, seen, "newest first, every event once")
+
+	byUser := h.do("GET", "/v1/admin/audit?user_id="+buyer.User.ID, nil, bearer(admin.Access)...)
+	require.Len(t, byUser.json(t)["events"], 2)
+	require.Equal(t, http.StatusBadRequest, h.do("GET", "/v1/admin/audit?limit=1000", nil, bearer(admin.Access)...).status)
+	require.Equal(t, http.StatusBadRequest, h.do("GET", "/v1/admin/audit?cursor=bogus", nil, bearer(admin.Access)...).status)
+
+	roles := h.do("PUT", "/v1/admin/users/"+buyer.User.ID+"/roles", map[string]any{"roles": []string{"buyer", "creator"}}, bearer(admin.Access)...)
+	require.Equal(t, http.StatusOK, roles.status, "body: %s", roles.body)
+	require.Equal(t, []any{"buyer", "creator"}, roles.json(t)["roles"])
+	refreshed := h.decodeTokens(refresh(h, buyer.Refresh))
+	require.Equal(t, []string{"buyer", "creator"}, refreshed.User.Roles, "new roles reach tokens at the next refresh")
+	changed, err := h.svc.ListAudit(ctx, auth.AuditFilter{Event: auth.EventRoleChanged, Limit: 5})
+	require.NoError(t, err)
+	require.Len(t, changed, 1)
+	require.Equal(t, admin.User.ID, string(changed[0].Detail["by"]))
+
+	for name, body := range map[string]any{"empty": map[string]any{"roles": []string{}}, "unknown": map[string]any{"roles": []string{"king"}}} {
+		r := h.do("PUT", "/v1/admin/users/"+buyer.User.ID+"/roles", body, bearer(admin.Access)...)
+		require.Equal(t, http.StatusBadRequest, r.status, name)
+	}
+	missing := h.do("PUT", "/v1/admin/users/usr_nope/roles", map[string]any{"roles": []string{"buyer"}}, bearer(admin.Access)...)
+	require.Equal(t, http.StatusNotFound, missing.status)
+}

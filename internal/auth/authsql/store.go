@@ -1,0 +1,253 @@
+// Package authsql stores the auth module's data in SQL databases through the
+// shard router: portable SQL that runs on SQLite and PostgreSQL.
+package authsql
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"embed"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/stratadev/strata"
+	"github.com/stratadev/strata/internal/auth"
+	"github.com/stratadev/strata/internal/storage/sqldb"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Migrations returns the module's goose migrations.
+func Migrations() fs.FS {
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		panic(err) // the embedded folder exists at compile time
+	}
+	return sub
+}
+
+// Migrate applies auth's migrations to every database of r.
+func Migrate(ctx context.Context, r *sqldb.Router) error {
+	return sqldb.MigrateAll(ctx, r, "auth", Migrations())
+}
+
+// Store implements auth.Store on a shard router.
+type Store struct {
+	router *sqldb.Router
+	clock  strata.Clock
+}
+
+var _ auth.Store = (*Store)(nil)
+
+// New returns a Store over r.
+func New(r *sqldb.Router, clock strata.Clock) *Store {
+	return &Store{router: r, clock: clock}
+}
+
+// Tx runs fn in a transaction on the database of shard.
+func (s *Store) Tx(ctx context.Context, shard int, fn func(auth.Tx) error) error {
+	return s.router.Shard(shard).Tx(ctx, func(tx *sql.Tx) error {
+		return fn(&txStore{tx: tx, shard: shard, clock: s.clock})
+	})
+}
+
+// Ping checks every database.
+func (s *Store) Ping(ctx context.Context) error { return s.router.Ping(ctx) }
+
+const userColumns = "id, email, name, roles, email_verified, password_hash, created_at, updated_at"
+
+func scanUser(row interface{ Scan(...any) error }) (*auth.User, error) {
+	var u auth.User
+	var roles string
+	var created, updated int64
+	if err := row.Scan(&u.ID, &u.Email, &u.Name, &roles, &u.EmailVerified, &u.PasswordHash, &created, &updated); err != nil {
+		return nil, sqldb.Translate(err)
+	}
+	for r := range strings.SplitSeq(roles, ",") {
+		if r != "" {
+			u.Roles = append(u.Roles, strata.Role(r))
+		}
+	}
+	u.CreatedAt, u.UpdatedAt = fromMS(created), fromMS(updated)
+	return &u, nil
+}
+
+func joinRoles(rs []strata.Role) string {
+	s := make([]string, len(rs))
+	for i, r := range rs {
+		s[i] = string(r)
+	}
+	return strings.Join(s, ",")
+}
+
+// UserByID reads a user from the reader pool of its shard.
+func (s *Store) UserByID(ctx context.Context, id strata.ID) (*auth.User, error) {
+	db, err := s.router.ForID(id)
+	if err != nil {
+		return nil, err
+	}
+	u, err := scanUser(db.Reader().QueryRowContext(ctx, "SELECT "+userColumns+" FROM auth_users WHERE id = $1", id))
+	if err != nil {
+		return nil, fmt.Errorf("read user %s: %w", id, err)
+	}
+	return u, nil
+}
+
+// LookupEmail reads the email index on the email's shard.
+func (s *Store) LookupEmail(ctx context.Context, email string) (strata.ID, error) {
+	var id strata.ID
+	err := s.router.ForKey(email).Reader().QueryRowContext(ctx,
+		"SELECT user_id FROM auth_email_index WHERE email = $1", email).Scan(&id)
+	if err != nil {
+		return "", sqldb.Translate(err)
+	}
+	return id, nil
+}
+
+// ListAudit gathers matching events from every database and merges them
+// newest first. Each database returns at most Limit rows, so the fan-out
+// reads at most Limit × databases rows.
+func (s *Store) ListAudit(ctx context.Context, f auth.AuditFilter) ([]auth.AuditEvent, error) {
+	var where []string
+	var args []any
+	if f.UserID != "" {
+		args = append(args, f.UserID)
+		where = append(where, fmt.Sprintf("user_id = $%d", len(args)))
+	}
+	if f.Event != "" {
+		args = append(args, f.Event)
+		where = append(where, fmt.Sprintf("event = $%d", len(args)))
+	}
+	if f.Before != "" {
+		args = append(args, f.Before)
+		where = append(where, fmt.Sprintf("id < $%d", len(args)))
+	}
+	q := "SELECT id, user_id, event, ip, user_agent, detail, created_at FROM auth_audit"
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	args = append(args, f.Limit)
+	q += fmt.Sprintf(" ORDER BY id DESC LIMIT $%d", len(args))
+
+	dbs := s.router.DBs()
+	if f.UserID != "" {
+		db, err := s.router.ForID(f.UserID)
+		if err != nil {
+			return nil, nil
+		}
+		dbs = []*sqldb.DB{db}
+	}
+	var out []auth.AuditEvent
+	for _, db := range dbs {
+		rows, err := db.Reader().QueryContext(ctx, q, args...)
+		if err != nil {
+			return nil, fmt.Errorf("list audit on %s: %w", db.Name(), err)
+		}
+		for rows.Next() {
+			var e auth.AuditEvent
+			var detail string
+			var created int64
+			if err := rows.Scan(&e.ID, &e.UserID, &e.Event, &e.IP, &e.UserAgent, &detail, &created); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("scan audit: %w", err)
+			}
+			e.CreatedAt = fromMS(created)
+			if err := json.Unmarshal([]byte(detail), &e.Detail); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("decode audit detail %s: %w", e.ID, err)
+			}
+			out = append(out, e)
+		}
+		if err := rows.Close(); err != nil {
+			return nil, err
+		}
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	slices.SortFunc(out, func(a, b auth.AuditEvent) int { return cmp.Compare(b.ID, a.ID) })
+	if len(out) > f.Limit {
+		out = out[:f.Limit]
+	}
+	return out, nil
+}
+
+// SigningKeys reads every key from shard 0's writer pool, newest first, so
+// a key created a moment ago by another instance is seen.
+func (s *Store) SigningKeys(ctx context.Context) ([]auth.StoredKey, error) {
+	rows, err := s.router.Shard(auth.KeysShard).Writer().QueryContext(ctx,
+		`SELECT id, generation, public_key, sealed_key, not_before, retire_at, expires_at, created_at
+		 FROM auth_signing_keys ORDER BY generation DESC`)
+	if err != nil {
+		return nil, fmt.Errorf("read signing keys: %w", err)
+	}
+	defer rows.Close()
+	var keys []auth.StoredKey
+	for rows.Next() {
+		var k auth.StoredKey
+		var pub, sealed string
+		var nb, ra, ea, ca int64
+		if err := rows.Scan(&k.ID, &k.Generation, &pub, &sealed, &nb, &ra, &ea, &ca); err != nil {
+			return nil, fmt.Errorf("scan signing key: %w", err)
+		}
+		if k.Public, err = base64.StdEncoding.DecodeString(pub); err != nil {
+			return nil, fmt.Errorf("decode public key %s: %w", k.ID, err)
+		}
+		if k.Sealed, err = base64.StdEncoding.DecodeString(sealed); err != nil {
+			return nil, fmt.Errorf("decode sealed key %s: %w", k.ID, err)
+		}
+		k.NotBefore, k.RetireAt, k.ExpiresAt, k.CreatedAt = fromMS(nb), fromMS(ra), fromMS(ea), fromMS(ca)
+		keys = append(keys, k)
+	}
+	return keys, rows.Err()
+}
+
+// Throttle reads a throttle row from the key's shard.
+func (s *Store) Throttle(ctx context.Context, key string) (auth.Throttle, error) {
+	return readThrottle(ctx, s.router.ForKey(key).Writer(), key)
+}
+
+func readThrottle(ctx context.Context, q sqldb.Querier, key string) (auth.Throttle, error) {
+	t := auth.Throttle{Key: key}
+	var ws, lu int64
+	err := q.QueryRowContext(ctx, "SELECT window_start, failures, locked_until FROM auth_throttle WHERE key = $1", key).Scan(&ws, &t.Failures, &lu)
+	if err == sql.ErrNoRows {
+		return t, nil
+	}
+	if err != nil {
+		return t, fmt.Errorf("read throttle: %w", err)
+	}
+	t.WindowStart, t.LockedUntil = fromMS(ws), fromMS(lu)
+	return t, nil
+}
+
+func ms(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+func nullMS(t time.Time) sql.NullInt64 {
+	return sql.NullInt64{Int64: t.UnixMilli(), Valid: !t.IsZero()}
+}
+
+func fromMS(v int64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(v).UTC()
+}
+
+func fromNullMS(v sql.NullInt64) time.Time {
+	if !v.Valid {
+		return time.Time{}
+	}
+	return fromMS(v.Int64)
+}

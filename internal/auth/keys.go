@@ -1,0 +1,121 @@
+package auth
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/stratadev/strata"
+	"github.com/stratadev/strata/internal/auth/token"
+)
+
+// Signing-key lifecycle. Key n signs during [NotBefore, RetireAt), a window
+// of auth-key-rotation. Key n+1 is created auth-key-publish-ahead before
+// key n retires, with NotBefore = key n's RetireAt, so every instance has
+// it in its ring (refreshed every auth-key-refresh) before any token it
+// signs appears. A key stays in the JWKS until ExpiresAt = RetireAt +
+// access-token lifetime + leeway, when no token it signed can still be
+// valid. Keys are stored on logical shard 0 with the private half sealed
+// by the master key (AES-256-GCM, the kid as additional data).
+//
+// Any instance may rotate: the unique generation column makes exactly one
+// of several racing instances win; the others reload and use its key.
+
+const keyLeeway = time.Minute
+
+// KeysShard is the logical shard holding the signing keys.
+const KeysShard = 0
+
+// Start makes sure a key can sign now and the next is published on time,
+// and loads the key ring.
+func (s *Service) Start(ctx context.Context) error {
+	if err := s.RotateKeys(ctx); err != nil {
+		return err
+	}
+	return s.ring.Refresh(ctx)
+}
+
+// RunKeys refreshes the key ring and rotates keys until ctx ends.
+func (s *Service) RunKeys(ctx context.Context) {
+	go s.ring.Run(ctx)
+	t := time.NewTicker(s.cfg.KeyRefresh)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := s.RotateKeys(ctx); err != nil && ctx.Err() == nil {
+				s.log.ErrorContext(ctx, "rotate signing keys", "error", err)
+			}
+		}
+	}
+}
+
+// RotateKeys creates the next signing key when the newest one retires
+// within auth-key-publish-ahead, or when no key can sign now.
+func (s *Service) RotateKeys(ctx context.Context) error {
+	keys, err := s.store.SigningKeys(ctx)
+	if err != nil {
+		return err
+	}
+	now := s.clock.Now()
+	var gen int64
+	notBefore := now
+	if len(keys) > 0 {
+		newest := keys[0]
+		gen = newest.Generation
+		if newest.RetireAt.Sub(now) > s.cfg.KeyPublishAhead {
+			return nil
+		}
+		if newest.RetireAt.After(now) {
+			notBefore = newest.RetireAt
+		}
+	}
+	k, err := token.GenerateKey(string(strata.NewID("key", KeysShard, now)), notBefore, s.cfg.KeyRotation, s.cfg.AccessTTL+keyLeeway)
+	if err != nil {
+		return fmt.Errorf("generate signing key: %w", err)
+	}
+	sealed, err := s.sealer.Seal(k.Private, []byte(k.ID))
+	if err != nil {
+		return fmt.Errorf("seal signing key: %w", err)
+	}
+	stored := &StoredKey{
+		ID: k.ID, Generation: gen + 1, Public: k.Public, Sealed: sealed,
+		NotBefore: k.NotBefore, RetireAt: k.RetireAt, ExpiresAt: k.ExpiresAt, CreatedAt: now,
+	}
+	err = s.store.Tx(ctx, KeysShard, func(tx Tx) error { return tx.InsertSigningKey(ctx, stored) })
+	if strata.ErrorCode(err) == strata.CodeConflict {
+		return nil // another instance rotated first
+	}
+	if err != nil {
+		return err
+	}
+	s.log.InfoContext(ctx, "created signing key", "kid", k.ID, "generation", gen+1, "not_before", k.NotBefore, "retire_at", k.RetireAt)
+	return s.ring.Refresh(ctx)
+}
+
+// loadKeys reads the keys that can still verify a token and unseals them;
+// it is the key ring's loader.
+func (s *Service) loadKeys(ctx context.Context) ([]token.Key, error) {
+	stored, err := s.store.SigningKeys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	now := s.clock.Now()
+	var keys []token.Key
+	for _, sk := range stored {
+		if !now.Before(sk.ExpiresAt) {
+			continue
+		}
+		priv, err := s.sealer.Open(sk.Sealed, []byte(sk.ID))
+		if err != nil {
+			return nil, fmt.Errorf("unseal signing key %s (is the master key right?): %w", sk.ID, err)
+		}
+		keys = append(keys, token.Key{
+			ID: sk.ID, Private: priv, Public: sk.Public,
+			NotBefore: sk.NotBefore, RetireAt: sk.RetireAt, ExpiresAt: sk.ExpiresAt,
+		})
+	}
+	return keys, nil
+}

@@ -1,0 +1,226 @@
+package auth
+
+import (
+	"context"
+	"time"
+
+	"github.com/stratadev/strata"
+)
+
+var errBadCredentials = &strata.Error{Code: strata.CodeUnauthenticated, Reason: "invalid_credentials", Message: "the email or password is wrong"}
+
+// Login checks an email and password and starts a session. An unknown email
+// and a wrong password cost the same argon2id work and get the same
+// error. Errors: invalid, unauthenticated "invalid_credentials",
+// rate_limited "login_throttled" (with RetryAfter).
+func (s *Service) Login(ctx context.Context, email, plain string) (*TokenPair, error) {
+	email = NormalizeEmail(email)
+	var errs []string
+	if email == "" {
+		errs = append(errs, "email", "is required")
+	}
+	if plain == "" {
+		errs = append(errs, "password", "is required")
+	}
+	if len(errs) > 0 {
+		return nil, strata.Invalid(errs...)
+	}
+	if len(plain) > 1024 {
+		return nil, strata.Invalid("password", "is too long")
+	}
+	keys := s.throttleKeys(ctx, email)
+	now := s.clock.Now()
+	if err := s.checkThrottle(ctx, keys); err != nil {
+		if strata.ErrorCode(err) == strata.CodeRateLimited {
+			if aerr := s.store.Tx(ctx, strata.ShardOfKey(email, s.shards), func(tx Tx) error {
+				return s.audit(ctx, tx, "", EventLoginThrottled, now, map[string]string{"email": email})
+			}); aerr != nil {
+				return nil, aerr
+			}
+		}
+		return nil, err
+	}
+
+	u, err := s.userByEmail(ctx, email)
+	if err != nil && strata.ErrorCode(err) != strata.CodeNotFound {
+		return nil, err
+	}
+	if u == nil {
+		if err := s.hasher.VerifyDummy(ctx, plain); err != nil {
+			return nil, err
+		}
+		return nil, s.loginFailed(ctx, "", email, keys, now)
+	}
+	ok, rehash, err := s.hasher.Verify(ctx, u.PasswordHash, plain)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, s.loginFailed(ctx, u.ID, email, keys, now)
+	}
+
+	var newHash string
+	if rehash {
+		if newHash, err = s.hasher.Hash(ctx, plain); err != nil {
+			return nil, err
+		}
+	}
+	var pair *TokenPair
+	err = s.store.Tx(ctx, userShard(u.ID), func(tx Tx) error {
+		if newHash != "" {
+			u.PasswordHash, u.UpdatedAt = newHash, now
+			if err := tx.UpdateUser(ctx, u); err != nil {
+				return err
+			}
+			if err := s.audit(ctx, tx, u.ID, EventPasswordRehashed, now, nil); err != nil {
+				return err
+			}
+		}
+		if err := s.audit(ctx, tx, u.ID, EventLoginSucceeded, now, nil); err != nil {
+			return err
+		}
+		var err error
+		pair, err = s.startSession(ctx, tx, u, now)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.clearThrottle(ctx, keys.account)
+	return pair, nil
+}
+
+func (s *Service) userByEmail(ctx context.Context, email string) (*User, error) {
+	id, err := s.store.LookupEmail(ctx, email)
+	if err != nil {
+		return nil, err
+	}
+	return s.store.UserByID(ctx, id)
+}
+
+// loginFailed records a failure against the account and the client address
+// and audits it, then returns the one error both causes share.
+func (s *Service) loginFailed(ctx context.Context, user strata.ID, email string, keys throttleKeys, now time.Time) error {
+	shard := strata.ShardOfKey(email, s.shards)
+	if user != "" {
+		shard = userShard(user)
+	}
+	err := s.store.Tx(ctx, shard, func(tx Tx) error {
+		return s.audit(ctx, tx, user, EventLoginFailed, now, map[string]string{"email": email})
+	})
+	if err != nil {
+		return err
+	}
+	if err := s.recordFailure(ctx, keys, now); err != nil {
+		return err
+	}
+	return errBadCredentials
+}
+
+var (
+	errRefreshInvalid = &strata.Error{Code: strata.CodeUnauthenticated, Reason: "refresh_token_invalid", Message: "the refresh token is not valid"}
+	errRefreshExpired = &strata.Error{Code: strata.CodeUnauthenticated, Reason: "refresh_token_expired", Message: "the refresh token has expired; log in again"}
+	errRefreshRevoked = &strata.Error{Code: strata.CodeUnauthenticated, Reason: "refresh_token_revoked", Message: "the session has ended; log in again"}
+	errRefreshReused  = &strata.Error{Code: strata.CodeUnauthenticated, Reason: "refresh_token_reused", Message: "this refresh token was already used; the session has been revoked for safety"}
+)
+
+// Refresh rotates a refresh token: it is spent and a new one returned with
+// a fresh access token. Presenting a spent token again within the reuse
+// grace window mints another token of the same session (two tabs racing);
+// after it, the whole session is revoked. Errors: unauthenticated with
+// reasons refresh_token_invalid, _expired, _revoked, _reused.
+func (s *Service) Refresh(ctx context.Context, raw string) (*TokenPair, error) {
+	if raw == "" {
+		return nil, strata.Invalid("refresh_token", "is required")
+	}
+	id, ok := splitToken(raw, PrefixRefreshToken)
+	if !ok || userShard(id) >= s.shards {
+		return nil, errRefreshInvalid
+	}
+	now := s.clock.Now()
+	var pair *TokenPair
+	var outcome error // an error to return after committing the revocation
+	var reusedBy strata.ID
+	err := s.store.Tx(ctx, userShard(id), func(tx Tx) error {
+		rt, sess, err := s.loadRefresh(ctx, tx, id, raw)
+		if err != nil {
+			return err
+		}
+		switch {
+		case !sess.RevokedAt.IsZero():
+			return errRefreshRevoked
+		case !now.Before(rt.ExpiresAt) || !now.Before(sess.ExpiresAt):
+			return errRefreshExpired
+		case !rt.UsedAt.IsZero() && now.Sub(rt.UsedAt) > s.cfg.RefreshReuseGrace:
+			if err := tx.RevokeSession(ctx, sess.ID, "refresh_token_reused", now); err != nil {
+				return err
+			}
+			outcome, reusedBy = errRefreshReused, rt.UserID
+			return s.audit(ctx, tx, rt.UserID, EventRefreshReuse, now, map[string]string{"session_id": string(sess.ID)})
+		case rt.UsedAt.IsZero():
+			if err := tx.MarkRefreshTokenUsed(ctx, rt.ID, now); err != nil {
+				return err
+			}
+		}
+		u, err := tx.UserForUpdate(ctx, rt.UserID)
+		if err != nil {
+			return err
+		}
+		pair, err = s.mint(ctx, tx, u, sess, now)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if outcome != nil {
+		s.log.WarnContext(ctx, "refresh token reuse detected; session revoked", "user_id", reusedBy, "ip", clientFrom(ctx).IP)
+		return nil, outcome
+	}
+	return pair, nil
+}
+
+// loadRefresh reads a refresh token and its session and checks the secret
+// in constant time.
+func (s *Service) loadRefresh(ctx context.Context, tx Tx, id strata.ID, raw string) (*RefreshToken, *Session, error) {
+	rt, err := tx.RefreshTokenForUpdate(ctx, id)
+	if strata.ErrorCode(err) == strata.CodeNotFound {
+		return nil, nil, errRefreshInvalid
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	if !hashEqual(rt.Hash, hashToken(raw)) {
+		return nil, nil, errRefreshInvalid
+	}
+	sess, err := tx.SessionForUpdate(ctx, rt.SessionID)
+	if err != nil {
+		return nil, nil, err
+	}
+	return rt, sess, nil
+}
+
+// Logout revokes the session of a refresh token. Logging out of an ended
+// session succeeds. Errors: unauthenticated "refresh_token_invalid".
+func (s *Service) Logout(ctx context.Context, raw string) error {
+	if raw == "" {
+		return strata.Invalid("refresh_token", "is required")
+	}
+	id, ok := splitToken(raw, PrefixRefreshToken)
+	if !ok || userShard(id) >= s.shards {
+		return errRefreshInvalid
+	}
+	now := s.clock.Now()
+	return s.store.Tx(ctx, userShard(id), func(tx Tx) error {
+		rt, sess, err := s.loadRefresh(ctx, tx, id, raw)
+		if err != nil {
+			return err
+		}
+		if !sess.RevokedAt.IsZero() {
+			return nil
+		}
+		if err := tx.RevokeSession(ctx, sess.ID, "logout", now); err != nil {
+			return err
+		}
+		return s.audit(ctx, tx, rt.UserID, EventLogout, now, map[string]string{"session_id": string(sess.ID)})
+	})
+}
