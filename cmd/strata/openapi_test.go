@@ -65,3 +65,18 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	slices.Sort(served)
 	require.Equal(t, served, documented, "served routes (left) and api/openapi.yaml (right) differ")
 }
+
+// TestConfigurationDocIsCurrent fails when docs/configuration.md does not
+// list exactly the settings the flags define.
+func TestConfigurationDocIsCurrent(t *testing.T) {
+	t.Parallel()
+	raw, err := os.ReadFile("../../docs/configuration.md")
+	require.NoError(t, err)
+	_, rest, ok := strings.Cut(string(raw), "<!-- BEGIN SETTINGS -->\n")
+	require.True(t, ok, "docs/configuration.md has the BEGIN SETTINGS marker")
+	table, _, ok := strings.Cut(rest, "<!-- END SETTINGS -->")
+	require.True(t, ok, "docs/configuration.md has the END SETTINGS marker")
+	var out bytes.Buffer
+	require.NoError(t, run(t.Context(), []string{"config-docs"}, noEnv, nil, &out, io.Discard))
+	require.Equal(t, out.String(), table, "regenerate with: go run ./cmd/strata config-docs")
+}

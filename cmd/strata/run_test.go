@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -263,4 +264,37 @@ func TestVersionAndHelp(t *testing.T) {
 	out.Reset()
 	require.NoError(t, run(context.Background(), []string{"help"}, noEnv, nil, &out, io.Discard))
 	require.Contains(t, out.String(), "serve")
+}
+
+// TestSplitRoles runs the worker role (with the embedded NATS server
+// listening on loopback) and the auth role as two instances sharing the
+// data: a signup on the auth instance is relayed by the worker, whose mail
+// consumer sends the verification mail.
+func TestSplitRoles(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	natsAddr := l.Addr().String()
+	l.Close()
+
+	worker := start(t, dir, "--roles", "worker", "--nats-listen", natsAddr)
+	api := start(t, dir, "--roles", "auth", "--nats-url", "nats://"+natsAddr)
+	require.Contains(t, api.stdout.String(), "roles auth\n")
+	require.Contains(t, worker.stdout.String(), "roles worker\n")
+
+	status, body := call(t, "POST", worker.base+"/v1/auth/signup", map[string]string{"email": "w@example.com", "password": "correct horse battery staple", "name": "W"}, "")
+	require.Equal(t, http.StatusNotFound, status, "the worker serves no auth routes")
+	require.Equal(t, "route_not_found", body["code"])
+
+	status, body = call(t, "POST", api.base+"/v1/auth/signup", map[string]string{"email": "split@example.com", "password": "correct horse battery staple", "name": "Split"}, "")
+	require.Equal(t, http.StatusCreated, status, "%v", body)
+	require.Eventually(t, func() bool {
+		return strings.Contains(worker.stderr.String(), "to=split@example.com")
+	}, 15*time.Second, 20*time.Millisecond, "the worker relays the outbox and sends the mail")
+	require.NotContains(t, api.stderr.String(), "to=split@example.com", "the auth-only instance sends no mail")
+	for _, in := range []*instance{api, worker} {
+		status, _ := call(t, "GET", in.base+"/readyz", nil, "")
+		require.Equal(t, http.StatusOK, status)
+	}
 }

@@ -141,9 +141,10 @@ func serveCmd(ctx context.Context, s *settings, stdout, stderr io.Writer) error 
 	}
 
 	absData, _ := filepath.Abs(s.dataDir)
+	absDB, _ := filepath.Abs(s.sqlitePath())
 	fmt.Fprintf(stdout, "strata %s: roles %s\n", version, strings.Join(sortedRoles(roles), ","))
-	fmt.Fprintf(stdout, "strata: listening on http://%s\n", ln.Addr())
-	fmt.Fprintf(stdout, "strata: data in %s (SQLite %s, %d logical shards)\n", absData, s.sqlitePath(), s.shards)
+	fmt.Fprintf(stdout, "strata: listening on %s\n", displayURL(ln.Addr()))
+	fmt.Fprintf(stdout, "strata: data in %s (SQLite %s, %d logical shards)\n", absData, absDB, s.shards)
 	fmt.Fprintf(stdout, "strata: queue %s\n", q.describe)
 	logger.Info("strata started", "http_addr", ln.Addr().String(), "data_dir", absData, "roles", sortedRoles(roles))
 
@@ -192,6 +193,19 @@ func newMux(roles map[string]bool, probes *observability.Probes, metrics *observ
 		auth.Routes(mux, authSvc, trustProxy)
 	}
 	return mux
+}
+
+// displayURL names a listener the way a user would reach it: a wildcard
+// address is shown as localhost.
+func displayURL(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return "http://" + a.String()
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port)
 }
 
 func sortedRoles(set map[string]bool) []string {

@@ -90,7 +90,7 @@ func (m *mailbox) count(addr string) int {
 }
 
 type harness struct {
-	t       *testing.T
+	t       testing.TB
 	svc     *auth.Service
 	handler http.Handler
 	clock   *fakeClock
@@ -100,7 +100,7 @@ type harness struct {
 }
 
 // testConfig returns the default auth settings, as the flags define them.
-func testConfig(t *testing.T) auth.Config {
+func testConfig(t testing.TB) auth.Config {
 	t.Helper()
 	var cfg auth.Config
 	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
@@ -114,7 +114,7 @@ func testConfig(t *testing.T) auth.Config {
 // package password.
 var cheapParams = password.Params{Memory: 1024, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
 
-func newHarness(t *testing.T, tweak ...func(*auth.Config)) *harness {
+func newHarness(t testing.TB, tweak ...func(*auth.Config)) *harness {
 	t.Helper()
 	cfg := testConfig(t)
 	for _, f := range tweak {
@@ -232,7 +232,7 @@ func (h *harness) signup(email string) tokens {
 
 func bearer(tok string) []string { return []string{"Authorization", "Bearer " + tok} }
 
-func mustSealer(t *testing.T) *token.Sealer {
+func mustSealer(t testing.TB) *token.Sealer {
 	t.Helper()
 	s, err := token.NewSealer(bytes.Repeat([]byte{7}, 32))
 	require.NoError(t, err)

@@ -27,7 +27,7 @@ func toUserJSON(u *User) userJSON {
 	if roles == nil {
 		roles = []strata.Role{}
 	}
-	return userJSON{ID: u.ID, Email: u.Email, Name: u.Name, Roles: roles, EmailVerified: u.EmailVerified, CreatedAt: u.CreatedAt}
+	return userJSON{ID: u.ID, Email: u.Email, Name: u.Name, Roles: roles, EmailVerified: u.EmailVerified, CreatedAt: u.CreatedAt.UTC().Truncate(time.Millisecond)}
 }
 
 type tokenJSON struct {

@@ -11,14 +11,16 @@
 //
 // Parameters. DefaultParams is OWASP's minimum for argon2id: 19 MiB, 2
 // passes, 1 lane, 16-byte salt, 32-byte hash. OWASP lists five settings of
-// equal strength (46 MiB×1 pass down to 7 MiB×5 passes). Measured on the
-// 2-core reference machine under a load average of 1–2 they cost 79, 47, 38,
-// 34 and 26 ms; 19 MiB×2 sits in the middle: less than half the time of
-// 46 MiB×1, and 2.7 times the memory per guess of Keycloak's 7 MiB×5, which
-// is what a GPU attacker pays for. One hash is 34–47 ms, so each core serves
-// about 20–30 password checks a second, above the 15 a second per vCPU that
-// Keycloak sizes for. Params.Validate refuses anything below OWASP's table,
-// and anything above 1 GiB or 64 passes.
+// equal strength, from 46 MiB×1 pass to 7 MiB×5 passes. On the 2-core
+// reference machine, busy with other jobs (load average 1–2), they took 79,
+// 47, 38, 34 and 26 ms. 19 MiB×2 sits in the middle: it takes about 60% of
+// the time of 46 MiB×1 and makes each guess use 2.7 times the memory of
+// Keycloak's 7 MiB×5, and memory is what a GPU attacker pays for. One hash
+// takes 34 ms on an idle machine (as measured for the dependency report)
+// and 45–55 ms on a busy one, so a core serves about 18–29 password checks
+// a second. That is above the 15 per vCPU that Keycloak sizes for.
+// Params.Validate refuses anything below OWASP's table, and anything above
+// 1 GiB or 64 passes.
 //
 // Invariants:
 //   - At most maxConcurrent hashes run at once (NumCPU by default), so login

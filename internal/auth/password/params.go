@@ -24,9 +24,9 @@ type Params struct {
 
 // DefaultParams returns the parameters new hashes use: OWASP's minimum
 // configuration for argon2id (m=19 MiB, t=2, p=1) with a 16-byte salt and a
-// 32-byte hash. On the 2-core reference machine one hash takes 34–47 ms, so
-// a core serves about 20–30 password checks a second; doc.go says why this
-// point of OWASP's equal-strength table was chosen.
+// 32-byte hash. One hash takes 34–55 ms on the 2-core reference machine,
+// depending on how busy it is, so a core serves about 18–29 password checks
+// a second. doc.go says why this point of OWASP's table was chosen.
 func DefaultParams() Params {
 	return Params{Memory: 19 * 1024, Time: 2, Threads: 1, SaltLen: 16, KeyLen: 32}
 }
