@@ -125,7 +125,9 @@ func newHarness(t testing.TB, tweak ...func(*auth.Config)) *harness {
 	logger := discard()
 	clock := &fakeClock{now: time.Now().UTC().Truncate(time.Millisecond)}
 
-	router := sqldbtest.Open(t)
+	// Three databases: a user, their email index and the signing keys
+	// usually live in different ones, as they will on PostgreSQL shards.
+	router := sqldbtest.OpenShards(t, 16, 3)
 	sqldbtest.Migrate(t, router, "outbox", queue.Migrations())
 	require.NoError(t, authsql.Migrate(ctx, router))
 

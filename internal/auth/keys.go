@@ -35,9 +35,9 @@ func (s *Service) Start(ctx context.Context) error {
 	return s.ring.Refresh(ctx)
 }
 
-// RunKeys refreshes the key ring and rotates keys until ctx ends.
+// RunKeys rotates keys when due and reloads the key ring every
+// auth-key-refresh until ctx ends. A failed reload keeps the keys it has.
 func (s *Service) RunKeys(ctx context.Context) {
-	go s.ring.Run(ctx)
 	t := time.NewTicker(s.cfg.KeyRefresh)
 	defer t.Stop()
 	for {
@@ -47,6 +47,9 @@ func (s *Service) RunKeys(ctx context.Context) {
 		case <-t.C:
 			if err := s.RotateKeys(ctx); err != nil && ctx.Err() == nil {
 				s.log.ErrorContext(ctx, "rotate signing keys", "error", err)
+			}
+			if err := s.ring.Refresh(ctx); err != nil && ctx.Err() == nil {
+				s.log.ErrorContext(ctx, "reload signing keys", "error", err)
 			}
 		}
 	}

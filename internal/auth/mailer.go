@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/stratadev/strata/internal/mail"
 	"github.com/stratadev/strata/internal/queue"
@@ -12,9 +13,11 @@ import (
 // Stream names the JetStream stream carrying auth's events.
 const Stream = "AUTH"
 
-// StreamConfig is the stream auth's events are published to.
+// StreamConfig is the stream auth's events are published to. Messages are
+// kept a day: long enough for a worker outage, short enough that mailed
+// one-time tokens do not linger.
 func StreamConfig() queue.StreamConfig {
-	return queue.StreamConfig{Name: Stream, Subjects: []string{"auth.>"}}
+	return queue.StreamConfig{Name: Stream, Subjects: []string{"auth.>"}, MaxAge: 24 * time.Hour}
 }
 
 // MailConsumer renders auth.mail.* events and sends them. It is idempotent

@@ -99,6 +99,9 @@ func (s *Service) lockout(over int) time.Duration {
 // clearThrottle forgets an account's failures after a successful login.
 // Failing to clear is logged, not returned: the login succeeded.
 func (s *Service) clearThrottle(ctx context.Context, key string) {
+	if t, err := s.store.Throttle(ctx, key); err == nil && t.Failures == 0 {
+		return // nothing to clear: spare the writer
+	}
 	err := s.store.Tx(ctx, strata.ShardOfKey(key, s.shards), func(tx Tx) error { return tx.DeleteThrottle(ctx, key) })
 	if err != nil {
 		s.log.WarnContext(ctx, "clear login throttle", "error", err)

@@ -208,9 +208,9 @@ func (s *Store) SigningKeys(ctx context.Context) ([]auth.StoredKey, error) {
 	return keys, rows.Err()
 }
 
-// Throttle reads a throttle row from the key's shard.
+// Throttle reads a throttle row from the reader pool of the key's shard.
 func (s *Store) Throttle(ctx context.Context, key string) (auth.Throttle, error) {
-	return readThrottle(ctx, s.router.ForKey(key).Writer(), key)
+	return readThrottle(ctx, s.router.ForKey(key).Reader(), key)
 }
 
 func readThrottle(ctx context.Context, q sqldb.Querier, key string) (auth.Throttle, error) {
