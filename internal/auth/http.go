@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"context"
 	"math"
 	"net/http"
 	"strconv"
@@ -38,11 +39,18 @@ type tokenJSON struct {
 	User         userJSON `json:"user"`
 }
 
-func writeTokens(w http.ResponseWriter, status int, p *TokenPair, now time.Time) {
-	w.Header().Set("Cache-Control", "no-store") // RFC 6749 §5.1
-	httpx.WriteJSON(w, status, tokenJSON{
+func (s *Service) tokenJSON(p *TokenPair) tokenJSON {
+	return tokenJSON{
 		AccessToken: p.AccessToken, RefreshToken: p.RefreshToken, TokenType: "Bearer",
-		ExpiresIn: int64(math.Ceil(p.ExpiresAt.Sub(now).Seconds())), User: toUserJSON(p.User),
+		ExpiresIn: int64(math.Ceil(p.ExpiresAt.Sub(s.clock.Now()).Seconds())), User: toUserJSON(p.User),
+	}
+}
+
+// noStore marks responses that carry credentials as uncacheable (RFC 6749 §5.1).
+func noStore(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		next.ServeHTTP(w, r)
 	})
 }
 
@@ -57,80 +65,90 @@ func withClient(trustProxy bool) func(http.Handler) http.Handler {
 	}
 }
 
-func handleSignup(s *Service) http.Handler {
-	type request struct {
-		Email    string      `json:"email"`
-		Password string      `json:"password"`
-		Name     string      `json:"name"`
-		Role     strata.Role `json:"role"`
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var req request
-		if err := httpx.DecodeJSON(w, r, &req, maxBody); err != nil {
-			httpx.WriteError(w, r, err)
-			return
-		}
-		p, err := s.Signup(r.Context(), SignupRequest(req))
-		if err != nil {
-			httpx.WriteError(w, r, err)
-			return
-		}
-		writeTokens(w, http.StatusCreated, p, s.clock.Now())
-	})
+type signupRequest struct {
+	Email    string      `json:"email"`
+	Password string      `json:"password"`
+	Name     string      `json:"name"`
+	Role     strata.Role `json:"role"`
 }
 
-func handleLogin(s *Service) http.Handler {
-	type request struct {
-		Email    string `json:"email"`
-		Password string `json:"password"`
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var req request
-		if err := httpx.DecodeJSON(w, r, &req, maxBody); err != nil {
-			httpx.WriteError(w, r, err)
-			return
-		}
-		p, err := s.Login(r.Context(), req.Email, req.Password)
-		if err != nil {
-			httpx.WriteError(w, r, err)
-			return
-		}
-		writeTokens(w, http.StatusOK, p, s.clock.Now())
-	})
+type loginRequest struct {
+	Email    string `json:"email"`
+	Password string `json:"password"`
 }
 
 type refreshRequest struct {
 	RefreshToken string `json:"refresh_token"`
 }
 
-func handleRefresh(s *Service) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var req refreshRequest
-		if err := httpx.DecodeJSON(w, r, &req, maxBody); err != nil {
-			httpx.WriteError(w, r, err)
-			return
-		}
-		p, err := s.Refresh(r.Context(), req.RefreshToken)
+type emailRequest struct {
+	Email string `json:"email"`
+}
+
+type resetRequest struct {
+	Token    string `json:"token"`
+	Password string `json:"password"`
+}
+
+type verifyRequest struct {
+	Token string `json:"token"`
+}
+
+func handleSignup(s *Service) http.Handler {
+	return httpx.JSONHandler(http.StatusCreated, maxBody, func(ctx context.Context, req signupRequest) (any, error) {
+		p, err := s.Signup(ctx, SignupRequest(req))
 		if err != nil {
-			httpx.WriteError(w, r, err)
-			return
+			return nil, err
 		}
-		writeTokens(w, http.StatusOK, p, s.clock.Now())
+		return s.tokenJSON(p), nil
+	})
+}
+
+func handleLogin(s *Service) http.Handler {
+	return httpx.JSONHandler(http.StatusOK, maxBody, func(ctx context.Context, req loginRequest) (any, error) {
+		p, err := s.Login(ctx, req.Email, req.Password)
+		if err != nil {
+			return nil, err
+		}
+		return s.tokenJSON(p), nil
+	})
+}
+
+func handleRefresh(s *Service) http.Handler {
+	return httpx.JSONHandler(http.StatusOK, maxBody, func(ctx context.Context, req refreshRequest) (any, error) {
+		p, err := s.Refresh(ctx, req.RefreshToken)
+		if err != nil {
+			return nil, err
+		}
+		return s.tokenJSON(p), nil
 	})
 }
 
 func handleLogout(s *Service) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var req refreshRequest
-		if err := httpx.DecodeJSON(w, r, &req, maxBody); err != nil {
-			httpx.WriteError(w, r, err)
-			return
+	return httpx.JSONHandler(http.StatusNoContent, maxBody, func(ctx context.Context, req refreshRequest) (any, error) {
+		return nil, s.Logout(ctx, req.RefreshToken)
+	})
+}
+
+func handleForgot(s *Service) http.Handler {
+	return httpx.JSONHandler(http.StatusAccepted, maxBody, func(ctx context.Context, req emailRequest) (any, error) {
+		return nil, s.ForgotPassword(ctx, req.Email)
+	})
+}
+
+func handleReset(s *Service) http.Handler {
+	return httpx.JSONHandler(http.StatusNoContent, maxBody, func(ctx context.Context, req resetRequest) (any, error) {
+		return nil, s.ResetPassword(ctx, req.Token, req.Password)
+	})
+}
+
+func handleVerifyEmail(s *Service) http.Handler {
+	return httpx.JSONHandler(http.StatusOK, maxBody, func(ctx context.Context, req verifyRequest) (any, error) {
+		u, err := s.VerifyEmail(ctx, req.Token)
+		if err != nil {
+			return nil, err
 		}
-		if err := s.Logout(r.Context(), req.RefreshToken); err != nil {
-			httpx.WriteError(w, r, err)
-			return
-		}
-		w.WriteHeader(http.StatusNoContent)
+		return toUserJSON(u), nil
 	})
 }
 
@@ -154,62 +172,6 @@ func handleJWKS(s *Service) http.Handler {
 		w.Header().Set("Content-Type", "application/jwk-set+json")
 		w.Header().Set("Cache-Control", "public, max-age="+strconv.Itoa(int(maxAge.Seconds())))
 		w.Write(s.ring.Current().JWKS())
-	})
-}
-
-func handleForgot(s *Service) http.Handler {
-	type request struct {
-		Email string `json:"email"`
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var req request
-		if err := httpx.DecodeJSON(w, r, &req, maxBody); err != nil {
-			httpx.WriteError(w, r, err)
-			return
-		}
-		if err := s.ForgotPassword(r.Context(), req.Email); err != nil {
-			httpx.WriteError(w, r, err)
-			return
-		}
-		w.WriteHeader(http.StatusAccepted)
-	})
-}
-
-func handleReset(s *Service) http.Handler {
-	type request struct {
-		Token    string `json:"token"`
-		Password string `json:"password"`
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var req request
-		if err := httpx.DecodeJSON(w, r, &req, maxBody); err != nil {
-			httpx.WriteError(w, r, err)
-			return
-		}
-		if err := s.ResetPassword(r.Context(), req.Token, req.Password); err != nil {
-			httpx.WriteError(w, r, err)
-			return
-		}
-		w.WriteHeader(http.StatusNoContent)
-	})
-}
-
-func handleVerifyEmail(s *Service) http.Handler {
-	type request struct {
-		Token string `json:"token"`
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var req request
-		if err := httpx.DecodeJSON(w, r, &req, maxBody); err != nil {
-			httpx.WriteError(w, r, err)
-			return
-		}
-		u, err := s.VerifyEmail(r.Context(), req.Token)
-		if err != nil {
-			httpx.WriteError(w, r, err)
-			return
-		}
-		httpx.WriteJSON(w, http.StatusOK, toUserJSON(u))
 	})
 }
 

@@ -18,9 +18,9 @@ func Routes(mux *httpx.Mux, s *Service, trustProxy bool) {
 	}
 	public := func(h http.Handler) http.Handler { return httpx.Chain(h, client) }
 
-	mux.Handle("POST /v1/auth/signup", public(handleSignup(s)))
-	mux.Handle("POST /v1/auth/login", public(handleLogin(s)))
-	mux.Handle("POST /v1/auth/refresh", public(handleRefresh(s)))
+	mux.Handle("POST /v1/auth/signup", public(noStore(handleSignup(s))))
+	mux.Handle("POST /v1/auth/login", public(noStore(handleLogin(s))))
+	mux.Handle("POST /v1/auth/refresh", public(noStore(handleRefresh(s))))
 	mux.Handle("POST /v1/auth/logout", public(handleLogout(s)))
 	mux.Handle("GET /v1/auth/me", user(handleMe(s)))
 	mux.Handle("POST /v1/auth/password/forgot", public(handleForgot(s)))

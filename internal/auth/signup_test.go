@@ -48,6 +48,7 @@ func TestSignupScenarios(t *testing.T) {
 			r := h.do("POST", "/v1/auth/signup", tc.body, headers...)
 			require.Equal(t, tc.status, r.status, "body: %s", r.body)
 			if tc.status == http.StatusCreated {
+				require.Equal(t, "no-store", r.header.Get("Cache-Control"), "token responses are never cached")
 				tk := h.decodeTokens(r)
 				require.NotEmpty(t, tk.Access)
 				require.NotEmpty(t, tk.Refresh)
