@@ -25,26 +25,9 @@ import (
 	"github.com/stratadev/strata/internal/queue/queuetest"
 	"github.com/stratadev/strata/internal/storage/sqldb"
 	"github.com/stratadev/strata/internal/storage/sqldbtest"
+	"github.com/stratadev/strata/stratatest"
 	"github.com/stretchr/testify/require"
 )
-
-// fakeClock is a clock tests move by hand.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 // mailbox captures mail the consumer sends.
 type mailbox struct {
@@ -93,7 +76,7 @@ type harness struct {
 	t       testing.TB
 	svc     *auth.Service
 	handler http.Handler
-	clock   *fakeClock
+	clock   *stratatest.Clock
 	mail    *mailbox
 	router  *sqldb.Router
 	cfg     auth.Config
@@ -123,7 +106,7 @@ func newHarness(t testing.TB, tweak ...func(*auth.Config)) *harness {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	logger := discard()
-	clock := &fakeClock{now: time.Now().UTC().Truncate(time.Millisecond)}
+	clock := stratatest.NewClock(time.Now().UTC().Truncate(time.Millisecond))
 
 	// Three databases: a user, their email index and the signing keys
 	// usually live in different ones, as they will on PostgreSQL shards.

@@ -12,25 +12,9 @@ import (
 	"github.com/stratadev/strata/internal/queue"
 	"github.com/stratadev/strata/internal/storage/sqldb"
 	"github.com/stratadev/strata/internal/storage/sqldbtest"
+	"github.com/stratadev/strata/stratatest"
 	"github.com/stretchr/testify/require"
 )
-
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // outboxSetup returns a migrated database router and a queue client whose
 // ORDERS stream has a consumer counting its deliveries by message id.
@@ -196,7 +180,7 @@ func TestRelayPublishesInBatchesInOrder(t *testing.T) {
 func TestRelayPurgesOldSentRows(t *testing.T) {
 	t.Parallel()
 	r, c, d := outboxSetup(t)
-	clock := &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clock := stratatest.NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	rl := queue.NewRelay(r, c, queue.RelayConfig{PollInterval: time.Hour, RetainSent: time.Hour}, nil, clock)
 	runRelay(t, rl)
 

@@ -15,6 +15,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/stratadev/strata"
 	"github.com/stratadev/strata/internal/auth/token"
+	"github.com/stratadev/strata/stratatest"
 	"github.com/stretchr/testify/require"
 )
 
@@ -32,26 +33,6 @@ var (
 	testUser    = strata.NewID("usr", 7, t0)
 	testSession = strata.NewID("ses", 7, t0)
 )
-
-// fakeClock is a strata.Clock that moves only when told to.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newFakeClock(t time.Time) *fakeClock { return &fakeClock{now: t} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 // keyStore stands in for the database table of signing keys.
 type keyStore struct {
@@ -87,7 +68,7 @@ func (s *keyStore) fail(err error) {
 }
 
 type env struct {
-	clock    *fakeClock
+	clock    *stratatest.Clock
 	store    *keyStore
 	ring     *token.Ring
 	signer   *token.Signer
@@ -97,7 +78,7 @@ type env struct {
 
 func newEnv(t testing.TB, cacheSize int) *env {
 	t.Helper()
-	clock := newFakeClock(t0)
+	clock := stratatest.NewClock(t0)
 	key := generateKey(t, "k1", t0.Add(-time.Hour), 24*time.Hour, 24*time.Hour)
 	store := &keyStore{keys: []token.Key{key}}
 	ring := token.NewRing(store.load, clock, time.Minute)

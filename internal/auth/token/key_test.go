@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/stratadev/strata/internal/auth/token"
+	"github.com/stratadev/strata/stratatest"
 	"github.com/stretchr/testify/require"
 )
 
@@ -121,7 +122,7 @@ func TestKeySetSkipsUnusableKeys(t *testing.T) {
 
 	// The ring installs the usable keys and reports the others.
 	store := &keyStore{keys: []token.Key{good, mismatched, dup}}
-	ring := token.NewRing(store.load, newFakeClock(t0), time.Minute)
+	ring := token.NewRing(store.load, stratatest.NewClock(t0), time.Minute)
 	err := ring.Refresh(t.Context())
 	require.ErrorContains(t, err, "mismatched")
 	require.ErrorContains(t, err, "duplicate kid")

@@ -8,13 +8,14 @@ import (
 	"time"
 
 	"github.com/stratadev/strata/internal/auth/token"
+	"github.com/stratadev/strata/stratatest"
 	"github.com/stretchr/testify/require"
 )
 
 func TestRingStartsEmpty(t *testing.T) {
 	t.Parallel()
 	store := &keyStore{}
-	ring := token.NewRing(store.load, newFakeClock(t0), 0)
+	ring := token.NewRing(store.load, stratatest.NewClock(t0), 0)
 	require.NotNil(t, ring.Current())
 	_, ok := ring.Current().Signing()
 	require.False(t, ok)
@@ -59,7 +60,7 @@ func TestRingRefreshJoinsLoadInFlight(t *testing.T) {
 		}
 		return nil, nil
 	}
-	ring := token.NewRing(load, newFakeClock(t0), time.Minute)
+	ring := token.NewRing(load, stratatest.NewClock(t0), time.Minute)
 
 	first := make(chan error, 1)
 	go func() { first <- ring.Refresh(context.Background()) }()
@@ -81,7 +82,7 @@ func TestRingRefreshJoinsLoadInFlight(t *testing.T) {
 func TestRingRun(t *testing.T) {
 	t.Parallel()
 	store := &keyStore{keys: []token.Key{generateKey(t, "k1", t0, time.Hour, time.Hour)}}
-	ring := token.NewRing(store.load, newFakeClock(t0), time.Millisecond)
+	ring := token.NewRing(store.load, stratatest.NewClock(t0), time.Millisecond)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- ring.Run(ctx) }()

@@ -6,6 +6,7 @@ import (
 
 	"github.com/stratadev/strata"
 	"github.com/stratadev/strata/internal/auth/token"
+	"github.com/stratadev/strata/stratatest"
 	"github.com/stretchr/testify/require"
 )
 
@@ -61,7 +62,7 @@ func TestSignExplicitClaims(t *testing.T) {
 
 func TestSignClampsExpiryToKey(t *testing.T) {
 	t.Parallel()
-	clock := newFakeClock(t0)
+	clock := stratatest.NewClock(t0)
 	key := generateKey(t, "k", t0.Add(-time.Hour), time.Hour+time.Minute, 5*time.Minute)
 	signer := token.NewSigner(issuer, audience, time.Hour, clock)
 	_, exp, err := signer.Sign(token.NewKeySet([]token.Key{key}, t0), testClaims())
