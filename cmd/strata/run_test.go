@@ -158,6 +158,7 @@ func TestREADMEWalkthrough(t *testing.T) {
 	resp.Body.Close()
 	require.Contains(t, string(metrics), `strata_http_requests_total{method="POST",route="POST /v1/auth/login",status_class="2xx"} 1`)
 	require.Contains(t, string(metrics), "go_goroutines")
+	require.Contains(t, string(metrics), `strata_http_requests_in_flight{route="GET /metrics"} 1`, "the scrape itself is in flight")
 
 	// The verification mail went through the outbox, NATS and the mail
 	// consumer to the log.

@@ -51,6 +51,7 @@ func serveCmd(ctx context.Context, s *settings, stdout, stderr io.Writer) error 
 	metrics := observability.NewMetrics()
 	qmetrics := queue.NewMetrics(metrics.Registry())
 	probes := observability.NewProbes()
+	probes.SetLogger(logger)
 	probes.AddReadinessCheck("database", st.router.Ping)
 	probes.AddReadinessCheck("queue", q.client.Ping)
 
@@ -88,13 +89,13 @@ func serveCmd(ctx context.Context, s *settings, stdout, stderr io.Writer) error 
 		if err := authSvc.Start(ctx); err != nil {
 			return fmt.Errorf("start auth: %w", err)
 		}
-		goBG("signing keys", func(ctx context.Context) error { authSvc.RunKeys(ctx); return nil })
+		goBG("auth maintenance", func(ctx context.Context) error { authSvc.Run(ctx); return nil })
 	}
 	mux := newMux(roles, probes, metrics, authSvc, s.trustProxy)
 
 	var consumers []*queue.Consumer
 	if roles["worker"] {
-		mc := auth.MailConsumer{Mailer: mail.LogMailer{Logger: logger}}
+		mc := auth.MailConsumer{Mailer: mail.LogMailer{Logger: logger}, Sealer: sealer}
 		if s.smtpURL != "" {
 			m, err := mail.NewSMTP(s.smtpURL, s.mailFrom)
 			if err != nil {
@@ -186,6 +187,7 @@ func serveCmd(ctx context.Context, s *settings, stdout, stderr io.Writer) error 
 // whose role this instance runs.
 func newMux(roles map[string]bool, probes *observability.Probes, metrics *observability.Metrics, authSvc *auth.Service, trustProxy bool) *httpx.Mux {
 	mux := httpx.NewMux()
+	mux.Wrap(metrics.InFlight)
 	mux.Handle("GET /healthz", probes.HealthzHandler())
 	mux.Handle("GET /readyz", probes.ReadyzHandler())
 	mux.Handle("GET /metrics", metrics.Handler())

@@ -18,17 +18,20 @@ const (
 	SubjectMailPasswordReset = "auth.mail.password_reset"
 )
 
-// MailEvent is the payload of an auth.mail.* event. It carries the one-time
-// token itself: the mailer needs it for the link. Outbox rows are purged
-// after delivery and the AUTH stream keeps messages for a day.
+// MailEvent is the payload of an auth.mail.* event. The link carries the
+// one-time token itself, so it travels sealed with the master key
+// (AES-256-GCM, additional data: the event's user id and kind): the outbox
+// table, the stream and the dead-letter stream never hold it in clear.
 type MailEvent struct {
-	To        string    `json:"to"`
-	Name      string    `json:"name"`
-	Kind      Purpose   `json:"kind"`
-	Link      string    `json:"link"`
-	ExpiresAt time.Time `json:"expires_at"`
-	UserID    strata.ID `json:"user_id"`
+	To         string    `json:"to"`
+	Name       string    `json:"name"`
+	Kind       Purpose   `json:"kind"`
+	SealedLink []byte    `json:"sealed_link"`
+	ExpiresAt  time.Time `json:"expires_at"`
+	UserID     strata.ID `json:"user_id"`
 }
+
+func (ev *MailEvent) linkAD() []byte { return []byte(string(ev.UserID) + "/" + string(ev.Kind)) }
 
 // issueOneTimeToken stores a new token for u and queues the mail carrying
 // it, inside tx.
@@ -43,10 +46,13 @@ func (s *Service) issueOneTimeToken(ctx context.Context, tx Tx, u *User, p Purpo
 	if p == PurposePasswordReset {
 		path, subject = "/reset-password", SubjectMailPasswordReset
 	}
-	payload, err := json.Marshal(MailEvent{
-		To: u.Email, Name: u.Name, Kind: p, UserID: u.ID, ExpiresAt: ott.ExpiresAt,
-		Link: s.cfg.PublicURL + path + "?token=" + url.QueryEscape(raw),
-	})
+	ev := MailEvent{To: u.Email, Name: u.Name, Kind: p, UserID: u.ID, ExpiresAt: ott.ExpiresAt}
+	link := s.cfg.PublicURL + path + "?token=" + url.QueryEscape(raw)
+	var err error
+	if ev.SealedLink, err = s.sealer.Seal([]byte(link), ev.linkAD()); err != nil {
+		return strata.Internal(err)
+	}
+	payload, err := json.Marshal(ev)
 	if err != nil {
 		return strata.Internal(err)
 	}
@@ -92,6 +98,9 @@ func (s *Service) useOneTimeToken(ctx context.Context, tx Tx, raw string, p Purp
 		return nil, badToken("one_time_token_expired", "has expired")
 	}
 	if err := tx.MarkOneTimeTokenUsed(ctx, id, now); err != nil {
+		if strata.ErrorCode(err) == strata.CodeConflict {
+			return nil, badToken("one_time_token_used", "has already been used")
+		}
 		return nil, err
 	}
 	return tx.UserForUpdate(ctx, ott.UserID)
@@ -120,13 +129,36 @@ func (s *Service) VerifyEmail(ctx context.Context, raw string) (*User, error) {
 	return u, err
 }
 
+// forgotPerAddress bounds reset requests per client address per
+// login-throttle-window, known address or not.
+const forgotPerAddress = 10
+
 // ForgotPassword mails a reset link when email belongs to an account, at
-// most once per auth-mail-interval per address. It answers the same
-// whether or not the account exists.
+// most once per auth-mail-interval per account. It answers the same
+// whether or not the account exists. Errors: invalid, rate_limited
+// "too_many_requests" past forgotPerAddress requests from one address.
 func (s *Service) ForgotPassword(ctx context.Context, email string) error {
 	email = NormalizeEmail(email)
 	if err := validateEmail("email", email); err != nil {
 		return err
+	}
+	now := s.clock.Now()
+	if ip := clientFrom(ctx).IP; ip != "" {
+		key := "forgot:" + ip
+		err := s.store.Tx(ctx, strata.ShardOfKey(key, s.shards), func(tx Tx) error {
+			t, err := tx.CountAttempt(ctx, key, now, now.Add(-s.cfg.ThrottleWindow))
+			if err != nil {
+				return err
+			}
+			if t.Failures > forgotPerAddress {
+				return &strata.Error{Code: strata.CodeRateLimited, Reason: "too_many_requests", Message: "too many reset requests; try again later",
+					RetryAfter: t.WindowStart.Add(s.cfg.ThrottleWindow).Sub(now)}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
 	}
 	u, err := s.userByEmail(ctx, email)
 	if strata.ErrorCode(err) == strata.CodeNotFound {
@@ -135,19 +167,15 @@ func (s *Service) ForgotPassword(ctx context.Context, email string) error {
 	if err != nil {
 		return err
 	}
-	now := s.clock.Now()
 	key := "mail:" + string(u.ID)
 	sent := false
 	err = s.store.Tx(ctx, userShard(u.ID), func(tx Tx) error {
-		t, err := tx.ThrottleForUpdate(ctx, key)
+		t, err := tx.CountAttempt(ctx, key, now, now.Add(-s.cfg.MailInterval))
 		if err != nil {
 			return err
 		}
-		if now.Before(t.LockedUntil) {
+		if t.Failures > 1 {
 			return nil // a link went out a moment ago; don't mail-bomb the user
-		}
-		if err := tx.PutThrottle(ctx, Throttle{Key: key, WindowStart: now, Failures: 1, LockedUntil: now.Add(s.cfg.MailInterval)}); err != nil {
-			return err
 		}
 		if err := s.issueOneTimeToken(ctx, tx, u, PurposePasswordReset, s.cfg.PasswordResetTTL, now); err != nil {
 			return err
@@ -181,7 +209,10 @@ func (s *Service) ResetPassword(ctx context.Context, raw, plain string) error {
 	}
 	// Check the policy (it needs the user's email and name) and hash before
 	// the write transaction: argon2id must not hold the writer.
-	owner, err := s.peekOneTimeToken(ctx, id)
+	owner, err := s.store.OneTimeTokenOwner(ctx, id)
+	if strata.ErrorCode(err) == strata.CodeNotFound {
+		return badToken("one_time_token_invalid", "is not a valid token")
+	}
 	if err != nil {
 		return err
 	}
@@ -217,24 +248,6 @@ func (s *Service) ResetPassword(ctx context.Context, raw, plain string) error {
 	}
 	s.clearThrottle(ctx, s.throttleKeys(ctx, u.Email).account)
 	return nil
-}
-
-// peekOneTimeToken returns the user of a token without spending it; the
-// transaction that spends it checks everything again.
-func (s *Service) peekOneTimeToken(ctx context.Context, id strata.ID) (strata.ID, error) {
-	var user strata.ID
-	err := s.store.Tx(ctx, userShard(id), func(tx Tx) error {
-		ott, err := tx.OneTimeTokenForUpdate(ctx, id)
-		if strata.ErrorCode(err) == strata.CodeNotFound {
-			return badToken("one_time_token_invalid", "is not a valid token")
-		}
-		if err != nil {
-			return err
-		}
-		user = ott.UserID
-		return nil
-	})
-	return user, err
 }
 
 // SetRoles replaces a user's roles (admins only; enforced by the route).

@@ -2,6 +2,7 @@ package auth_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -177,4 +178,75 @@ func TestAdminAuditAndRoles(t *testing.T) {
 	}
 	missing := h.do("PUT", "/v1/admin/users/usr_nope/roles", map[string]any{"roles": []string{"buyer"}}, bearer(admin.Access)...)
 	require.Equal(t, http.StatusNotFound, missing.status)
+}
+
+func TestMailedTokensNeverRestInClear(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.signup("sealed@example.com")
+	require.Equal(t, http.StatusAccepted, h.do("POST", "/v1/auth/password/forgot", map[string]string{"email": "sealed@example.com"}).status)
+	verify := linkToken(t, h.mail.waitFor(t, "sealed@example.com", "Confirm").Body)
+	reset := linkToken(t, h.mail.waitFor(t, "sealed@example.com", "Reset").Body)
+	rows := 0
+	for _, db := range h.router.DBs() {
+		r, err := db.Reader().Query("SELECT payload FROM outbox_events")
+		require.NoError(t, err)
+		for r.Next() {
+			var payload string
+			require.NoError(t, r.Scan(&payload))
+			require.NotContains(t, payload, verify)
+			require.NotContains(t, payload, reset)
+			require.NotContains(t, payload, "ott_")
+			rows++
+		}
+		require.NoError(t, r.Close())
+	}
+	require.Equal(t, 2, rows)
+}
+
+func TestForgotPasswordIsLimitedPerClientAddress(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	for i := range 10 {
+		r := h.do("POST", "/v1/auth/password/forgot", map[string]string{"email": fmt.Sprintf("probe%d@example.com", i)})
+		require.Equal(t, http.StatusAccepted, r.status)
+	}
+	r := h.do("POST", "/v1/auth/password/forgot", map[string]string{"email": "probe-last@example.com"})
+	require.Equal(t, http.StatusTooManyRequests, r.status)
+	require.Equal(t, "too_many_requests", r.problemCode(t))
+	require.NotEmpty(t, r.header.Get("Retry-After"))
+	other := h.do("POST", "/v1/auth/password/forgot", map[string]string{"email": "probe-last@example.com"}, "X-Forwarded-For", "198.51.100.20")
+	require.Equal(t, http.StatusAccepted, other.status)
+}
+
+func TestPurgeDeletesWhatHasExpired(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	ctx := context.Background()
+	tk := h.signup("purge@example.com")
+	login(h, "purge@example.com", "a wrong password!")
+	require.Equal(t, http.StatusNoContent, h.do("POST", "/v1/auth/logout", map[string]string{"refresh_token": tk.Refresh}).status)
+
+	n, err := h.svc.Purge(ctx)
+	require.NoError(t, err)
+	require.Zero(t, n, "nothing has expired yet")
+
+	h.clock.Advance(h.cfg.SessionTTL + time.Hour)
+	n, err = h.svc.Purge(ctx)
+	require.NoError(t, err)
+	// Two sessions (signup, the failed login made none), their refresh
+	// tokens, the verification token and two throttle rows.
+	require.GreaterOrEqual(t, n, int64(5))
+	for _, table := range []string{"auth_sessions", "auth_refresh_tokens", "auth_one_time_tokens", "auth_throttle"} {
+		total := 0
+		for _, db := range h.router.DBs() {
+			var c int
+			require.NoError(t, db.Reader().QueryRow("SELECT count(*) FROM "+table).Scan(&c))
+			total += c
+		}
+		require.Zero(t, total, table)
+	}
+	require.NoError(t, h.svc.RotateKeys(ctx))
+	ok := login(h, "purge@example.com", goodPassword)
+	require.Equal(t, http.StatusOK, ok.status, "accounts are kept: %s", ok.body)
 }

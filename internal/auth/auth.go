@@ -51,6 +51,7 @@ type RefreshToken struct {
 	CreatedAt time.Time
 	ExpiresAt time.Time
 	UsedAt    time.Time // zero until rotated
+	Successor []byte    // the sealed token that replaced it, once rotated
 }
 
 // Purpose says what a one-time token is for.
@@ -80,6 +81,7 @@ const (
 	EventLoginFailed       = "login_failed"
 	EventLoginThrottled    = "login_throttled"
 	EventRefreshReuse      = "refresh_reuse_detected"
+	EventRefreshGrace      = "refresh_replayed_within_grace"
 	EventLogout            = "logout"
 	EventPasswordResetReq  = "password_reset_requested"
 	EventPasswordReset     = "password_reset"

@@ -119,7 +119,7 @@ func newHarness(t testing.TB, tweak ...func(*auth.Config)) *harness {
 	relay := queue.NewRelay(router, qc, queue.RelayConfig{PollInterval: 20 * time.Millisecond}, logger, strata.SystemClock{})
 	go relay.Run(ctx)
 	box := &mailbox{}
-	mc := auth.MailConsumer{Mailer: box}
+	mc := auth.MailConsumer{Mailer: box, Sealer: mustSealer(t)}
 	consumer, err := qc.Consume(ctx, mc.ConsumerConfig(), mc.Handle, logger)
 	require.NoError(t, err)
 	t.Cleanup(func() { consumer.Stop(context.Background()) })

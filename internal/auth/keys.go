@@ -35,24 +35,47 @@ func (s *Service) Start(ctx context.Context) error {
 	return s.ring.Refresh(ctx)
 }
 
-// RunKeys rotates keys when due and reloads the key ring every
-// auth-key-refresh until ctx ends. A failed reload keeps the keys it has.
-func (s *Service) RunKeys(ctx context.Context) {
-	t := time.NewTicker(s.cfg.KeyRefresh)
-	defer t.Stop()
+// purgeEvery is how often an instance deletes expired sessions, tokens
+// and idle throttle rows; revokedKept is how long a revoked session is
+// kept, so its tokens answer "revoked" rather than "invalid".
+const (
+	purgeEvery  = 10 * time.Minute
+	revokedKept = 30 * 24 * time.Hour
+)
+
+// Run does the module's periodic work until ctx ends: it rotates keys when
+// due and reloads the key ring every auth-key-refresh (a failed reload
+// keeps the keys it has), and purges what has expired every purgeEvery.
+func (s *Service) Run(ctx context.Context) {
+	keys := time.NewTicker(s.cfg.KeyRefresh)
+	defer keys.Stop()
+	purge := time.NewTicker(purgeEvery)
+	defer purge.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-keys.C:
 			if err := s.RotateKeys(ctx); err != nil && ctx.Err() == nil {
 				s.log.ErrorContext(ctx, "rotate signing keys", "error", err)
 			}
 			if err := s.ring.Refresh(ctx); err != nil && ctx.Err() == nil {
 				s.log.ErrorContext(ctx, "reload signing keys", "error", err)
 			}
+		case <-purge.C:
+			if _, err := s.Purge(ctx); err != nil && ctx.Err() == nil {
+				s.log.ErrorContext(ctx, "purge expired auth data", "error", err)
+			}
 		}
 	}
+}
+
+// Purge deletes expired sessions and tokens and idle throttle rows, and
+// reports how many rows went.
+func (s *Service) Purge(ctx context.Context) (int64, error) {
+	now := s.clock.Now()
+	idle := now.Add(-max(s.cfg.ThrottleWindow, s.cfg.MailInterval))
+	return s.store.Purge(ctx, now, idle, now.Add(-revokedKept))
 }
 
 // RotateKeys creates the next signing key when the newest one retires

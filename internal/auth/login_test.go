@@ -111,3 +111,23 @@ func TestLoginRehashesOnParameterChange(t *testing.T) {
 	_, err = svc.Login(ctx, "rehash@example.com", goodPassword)
 	require.NoError(t, err, "the new hash verifies")
 }
+
+// TestConcurrentLoginsCannotOutrunTheThrottle: attempts are counted before
+// the password check, so a burst of parallel guesses gets no more than the
+// limit through to argon2id.
+func TestConcurrentLoginsCannotOutrunTheThrottle(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.signup("burst@example.com")
+	const n = 30
+	statuses := make(chan int, n)
+	for range n {
+		go func() { statuses <- login(h, "burst@example.com", "guess guess guess").status }()
+	}
+	counts := map[int]int{}
+	for range n {
+		counts[<-statuses]++
+	}
+	require.Equal(t, h.cfg.ThrottleAccountFailures, counts[http.StatusUnauthorized], "only the allowed attempts reach the password check")
+	require.Equal(t, n-h.cfg.ThrottleAccountFailures, counts[http.StatusTooManyRequests])
+}

@@ -9,8 +9,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"log/slog"
+	"net/mail"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/stratadev/strata"
 	"github.com/stratadev/strata/internal/auth/password"
@@ -96,14 +99,25 @@ type SignupRequest struct {
 	Role     strata.Role
 }
 
+// validateEmail accepts a bare addr-spec (RFC 5322, no display name, no
+// quoted local part) with a dotted domain, at most 254 bytes, without
+// control characters.
 func validateEmail(field, email string) error {
 	if email == "" {
 		return strata.Invalid(field, "is required")
 	}
-	at := strings.LastIndexByte(email, '@')
-	if len(email) > 254 || at < 1 || at == len(email)-1 || strings.ContainsAny(email, " \t\r\n<>(),;:\"[]\\") ||
-		!strings.Contains(email[at+1:], ".") || strings.HasSuffix(email, ".") || strings.Count(email, "@") != 1 {
-		return strata.Invalid(field, "must be a valid email address")
+	bad := strata.Invalid(field, "must be a valid email address")
+	if len(email) > 254 || !utf8.ValidString(email) || strings.ContainsFunc(email, unicode.IsControl) ||
+		strings.ContainsAny(email, " \"") || strings.Count(email, "@") != 1 {
+		return bad
+	}
+	addr, err := mail.ParseAddress(email)
+	if err != nil || addr.Address != email || addr.Name != "" {
+		return bad
+	}
+	domain := email[strings.IndexByte(email, '@')+1:]
+	if !strings.Contains(domain, ".") || strings.HasSuffix(domain, ".") {
+		return bad
 	}
 	return nil
 }
@@ -289,11 +303,21 @@ func (s *Service) mint(ctx context.Context, tx Tx, u *User, sess *Session, now t
 	if err := tx.InsertRefreshToken(ctx, rt); err != nil {
 		return nil, err
 	}
-	access, accessExp, err := s.signer.Sign(s.ring.Current(), token.Claims{UserID: u.ID, SessionID: sess.ID, Roles: u.Roles})
+	pair, err := s.accessToken(u, sess.ID)
+	if err != nil {
+		return nil, err
+	}
+	pair.RefreshToken = raw
+	return pair, nil
+}
+
+// accessToken signs an access token for u in session sess.
+func (s *Service) accessToken(u *User, sess strata.ID) (*TokenPair, error) {
+	access, exp, err := s.signer.Sign(s.ring.Current(), token.Claims{UserID: u.ID, SessionID: sess, Roles: u.Roles})
 	if err != nil {
 		return nil, err // the signer's errors are *strata.Error already
 	}
-	return &TokenPair{AccessToken: access, ExpiresAt: accessExp, RefreshToken: raw, User: u}, nil
+	return &TokenPair{AccessToken: access, ExpiresAt: exp, User: u}, nil
 }
 
 // Me returns the caller's account.
@@ -311,12 +335,14 @@ func (s *Service) Me(ctx context.Context) (*User, error) {
 
 var errUnauthenticated = &strata.Error{Code: strata.CodeUnauthenticated, Reason: "token_missing", Message: "a bearer access token is required"}
 
+// audit records an event of user (on the user's shard) inside tx.
 func (s *Service) audit(ctx context.Context, tx Tx, user strata.ID, event string, now time.Time, detail map[string]string) error {
+	return s.auditOn(ctx, tx, userShard(user), user, event, now, detail)
+}
+
+// auditOn records an event inside tx, which runs on logical shard shard.
+func (s *Service) auditOn(ctx context.Context, tx Tx, shard int, user strata.ID, event string, now time.Time, detail map[string]string) error {
 	c := clientFrom(ctx)
-	shard := 0
-	if user != "" {
-		shard = userShard(user)
-	}
 	return tx.InsertAudit(ctx, &AuditEvent{
 		ID: strata.NewID(PrefixAudit, shard, now), UserID: user, Event: event,
 		IP: c.IP, UserAgent: truncate(c.UserAgent, 256), Detail: detail, CreatedAt: now,
@@ -369,9 +395,18 @@ func joinRoles(rs []strata.Role) string {
 	return strings.Join(s, ",")
 }
 
+// truncate makes client-supplied text safe to store: valid UTF-8 without
+// control characters, at most n bytes, cut at a character boundary.
 func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return -1
+		}
+		return r
+	}, strings.ToValidUTF8(s, ""))
+	for len(s) > n {
+		_, size := utf8.DecodeLastRuneInString(s)
+		s = s[:len(s)-size]
 	}
-	return s[:n]
+	return s
 }

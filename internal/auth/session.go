@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/stratadev/strata"
@@ -30,14 +31,7 @@ func (s *Service) Login(ctx context.Context, email, plain string) (*TokenPair, e
 	}
 	keys := s.throttleKeys(ctx, email)
 	now := s.clock.Now()
-	if err := s.checkThrottle(ctx, keys); err != nil {
-		if strata.ErrorCode(err) == strata.CodeRateLimited {
-			if aerr := s.store.Tx(ctx, strata.ShardOfKey(email, s.shards), func(tx Tx) error {
-				return s.audit(ctx, tx, "", EventLoginThrottled, now, map[string]string{"email": email})
-			}); aerr != nil {
-				return nil, aerr
-			}
-		}
+	if err := s.checkAndCount(ctx, keys, email, now); err != nil {
 		return nil, err
 	}
 
@@ -49,14 +43,14 @@ func (s *Service) Login(ctx context.Context, email, plain string) (*TokenPair, e
 		if err := s.hasher.VerifyDummy(ctx, plain); err != nil {
 			return nil, err
 		}
-		return nil, s.loginFailed(ctx, "", email, keys, now)
+		return nil, s.loginFailed(ctx, "", email, now)
 	}
 	ok, rehash, err := s.hasher.Verify(ctx, u.PasswordHash, plain)
 	if err != nil {
 		return nil, err
 	}
 	if !ok {
-		return nil, s.loginFailed(ctx, u.ID, email, keys, now)
+		return nil, s.loginFailed(ctx, u.ID, email, now)
 	}
 
 	var newHash string
@@ -86,7 +80,7 @@ func (s *Service) Login(ctx context.Context, email, plain string) (*TokenPair, e
 	if err != nil {
 		return nil, err
 	}
-	s.clearThrottle(ctx, keys.account)
+	s.loginSucceeded(ctx, keys)
 	return pair, nil
 }
 
@@ -98,20 +92,17 @@ func (s *Service) userByEmail(ctx context.Context, email string) (*User, error) 
 	return s.store.UserByID(ctx, id)
 }
 
-// loginFailed records a failure against the account and the client address
-// and audits it, then returns the one error both causes share.
-func (s *Service) loginFailed(ctx context.Context, user strata.ID, email string, keys throttleKeys, now time.Time) error {
+// loginFailed audits a failure (already counted by checkAndCount) and
+// returns the one error both causes share.
+func (s *Service) loginFailed(ctx context.Context, user strata.ID, email string, now time.Time) error {
 	shard := strata.ShardOfKey(email, s.shards)
 	if user != "" {
 		shard = userShard(user)
 	}
 	err := s.store.Tx(ctx, shard, func(tx Tx) error {
-		return s.audit(ctx, tx, user, EventLoginFailed, now, map[string]string{"email": email})
+		return s.auditOn(ctx, tx, shard, user, EventLoginFailed, now, map[string]string{"email": email})
 	})
 	if err != nil {
-		return err
-	}
-	if err := s.recordFailure(ctx, keys, now); err != nil {
 		return err
 	}
 	return errBadCredentials
@@ -126,8 +117,9 @@ var (
 
 // Refresh rotates a refresh token: it is spent and a new one returned with
 // a fresh access token. Presenting a spent token again within the reuse
-// grace window mints another token of the same session (two tabs racing);
-// after it, the whole session is revoked. Errors: unauthenticated with
+// grace window (two tabs racing, a lost response) returns the same
+// successor again, so a session never forks into two chains; after the
+// window, the whole session is revoked. Errors: unauthenticated with
 // reasons refresh_token_invalid, _expired, _revoked, _reused.
 func (s *Service) Refresh(ctx context.Context, raw string) (*TokenPair, error) {
 	if raw == "" {
@@ -137,6 +129,19 @@ func (s *Service) Refresh(ctx context.Context, raw string) (*TokenPair, error) {
 	if !ok || userShard(id) >= s.shards {
 		return nil, errRefreshInvalid
 	}
+	// A transaction that loses the race to spend the token (possible on
+	// engines that do not serialize writers) runs again and then sees the
+	// token spent, taking the grace path.
+	for attempt := 0; ; attempt++ {
+		pair, err := s.refresh(ctx, id, raw)
+		if strata.ErrorReason(err) == "already_used" && attempt == 0 {
+			continue
+		}
+		return pair, err
+	}
+}
+
+func (s *Service) refresh(ctx context.Context, id strata.ID, raw string) (*TokenPair, error) {
 	now := s.clock.Now()
 	var pair *TokenPair
 	var outcome error // an error to return after committing the revocation
@@ -151,23 +156,36 @@ func (s *Service) Refresh(ctx context.Context, raw string) (*TokenPair, error) {
 			return errRefreshRevoked
 		case !now.Before(rt.ExpiresAt) || !now.Before(sess.ExpiresAt):
 			return errRefreshExpired
-		case !rt.UsedAt.IsZero() && now.Sub(rt.UsedAt) > s.cfg.RefreshReuseGrace:
+		case !rt.UsedAt.IsZero() && (now.Sub(rt.UsedAt) > s.cfg.RefreshReuseGrace || len(rt.Successor) == 0):
 			if err := tx.RevokeSession(ctx, sess.ID, "refresh_token_reused", now); err != nil {
 				return err
 			}
 			outcome, reusedBy = errRefreshReused, rt.UserID
 			return s.audit(ctx, tx, rt.UserID, EventRefreshReuse, now, map[string]string{"session_id": string(sess.ID)})
-		case rt.UsedAt.IsZero():
-			if err := tx.MarkRefreshTokenUsed(ctx, rt.ID, now); err != nil {
-				return err
-			}
 		}
 		u, err := tx.UserForUpdate(ctx, rt.UserID)
 		if err != nil {
 			return err
 		}
-		pair, err = s.mint(ctx, tx, u, sess, now)
-		return err
+		if !rt.UsedAt.IsZero() {
+			successor, err := s.sealer.Open(rt.Successor, []byte(rt.ID))
+			if err != nil {
+				return strata.Internal(fmt.Errorf("open successor of %s: %w", rt.ID, err))
+			}
+			if pair, err = s.accessToken(u, sess.ID); err != nil {
+				return err
+			}
+			pair.RefreshToken = string(successor)
+			return s.audit(ctx, tx, u.ID, EventRefreshGrace, now, map[string]string{"session_id": string(sess.ID)})
+		}
+		if pair, err = s.mint(ctx, tx, u, sess, now); err != nil {
+			return err
+		}
+		sealed, err := s.sealer.Seal([]byte(pair.RefreshToken), []byte(rt.ID))
+		if err != nil {
+			return strata.Internal(err)
+		}
+		return tx.MarkRefreshTokenUsed(ctx, rt.ID, now, sealed)
 	})
 	if err != nil {
 		return nil, err

@@ -40,21 +40,24 @@ func TestRefreshReuseRevokesTheFamily(t *testing.T) {
 	first := h.signup("reuse@example.com")
 	second := h.decodeTokens(refresh(h, first.Refresh))
 
-	// Within the grace window a second use is a racing tab: it succeeds.
+	// Within the grace window a second use is a racing tab: it gets the
+	// same successor, so the session does not fork into two chains.
 	h.clock.Advance(h.cfg.RefreshReuseGrace / 2)
 	sibling := refresh(h, first.Refresh)
 	require.Equal(t, http.StatusOK, sibling.status, "body: %s", sibling.body)
+	require.Equal(t, second.Refresh, h.decodeTokens(sibling).Refresh)
+	grace, err := h.svc.ListAudit(context.Background(), auth.AuditFilter{Event: auth.EventRefreshGrace, Limit: 5})
+	require.NoError(t, err)
+	require.Len(t, grace, 1, "a replay inside the window is audited")
 
 	// After it, a replay is theft: the whole session ends.
 	h.clock.Advance(h.cfg.RefreshReuseGrace)
 	r := refresh(h, first.Refresh)
 	require.Equal(t, http.StatusUnauthorized, r.status)
 	require.Equal(t, "refresh_token_reused", r.problemCode(t))
-	for _, rt := range []string{second.Refresh, h.decodeTokens(sibling).Refresh} {
-		r := refresh(h, rt)
-		require.Equal(t, http.StatusUnauthorized, r.status)
-		require.Equal(t, "refresh_token_revoked", r.problemCode(t), "every token of the family is dead")
-	}
+	r = refresh(h, second.Refresh)
+	require.Equal(t, http.StatusUnauthorized, r.status)
+	require.Equal(t, "refresh_token_revoked", r.problemCode(t), "every token of the family is dead")
 	events, err := h.svc.ListAudit(context.Background(), auth.AuditFilter{Event: auth.EventRefreshReuse, Limit: 5})
 	require.NoError(t, err)
 	require.Len(t, events, 1)
@@ -69,15 +72,37 @@ func TestConcurrentRefreshesOfOneToken(t *testing.T) {
 	h := newHarness(t)
 	first := h.signup("tabs@example.com")
 	var wg sync.WaitGroup
-	statuses := make(chan int, 4)
+	answers := make(chan response, 4)
 	for range 4 {
-		wg.Go(func() { statuses <- refresh(h, first.Refresh).status })
+		wg.Go(func() { answers <- refresh(h, first.Refresh) })
 	}
 	wg.Wait()
-	close(statuses)
-	for s := range statuses {
-		require.Equal(t, http.StatusOK, s, "racing refreshes inside the grace window all succeed")
+	close(answers)
+	successors := map[string]bool{}
+	for r := range answers {
+		require.Equal(t, http.StatusOK, r.status, "racing refreshes inside the grace window all succeed")
+		successors[h.decodeTokens(r).Refresh] = true
 	}
+	require.Len(t, successors, 1, "they all get the one successor: the session stays one chain")
+}
+
+// TestStolenTokenReplayedInGraceCannotFork: an attacker replaying a token
+// inside the grace window gets the same successor as the victim, so the
+// first of them to use it next makes the other's use a detected reuse.
+func TestStolenTokenReplayedInGraceCannotFork(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	first := h.signup("victim2@example.com")
+	victim := h.decodeTokens(refresh(h, first.Refresh))
+	h.clock.Advance(2 * time.Second)
+	thief := h.decodeTokens(refresh(h, first.Refresh))
+	require.Equal(t, victim.Refresh, thief.Refresh)
+
+	h.clock.Advance(time.Minute)
+	require.Equal(t, http.StatusOK, refresh(h, thief.Refresh).status)
+	h.clock.Advance(time.Minute)
+	r := refresh(h, victim.Refresh)
+	require.Equal(t, "refresh_token_reused", r.problemCode(t), "the second use of one successor is caught")
 }
 
 func TestRefreshScenarios(t *testing.T) {

@@ -34,6 +34,8 @@ func TestSignupScenarios(t *testing.T) {
 		{name: "wrong content type", body: `{}`, ctype: "text/plain", status: 415, code: "unsupported_media_type"},
 		{name: "missing email", body: map[string]string{"password": goodPassword, "name": "X"}, status: 400, code: "validation_failed", field: "email"},
 		{name: "bad email", body: map[string]string{"email": "not-an-email", "password": goodPassword, "name": "X"}, status: 400, code: "validation_failed", field: "email"},
+		{name: "control character in email", body: map[string]string{"email": "a\u0000b@example.com", "password": goodPassword, "name": "X"}, status: 400, code: "validation_failed", field: "email"},
+		{name: "display name in email", body: map[string]string{"email": "Bob <bob@example.com>", "password": goodPassword, "name": "X"}, status: 400, code: "validation_failed", field: "email"},
 		{name: "missing name", body: map[string]string{"email": "n@example.com", "password": goodPassword}, status: 400, code: "validation_failed", field: "name"},
 		{name: "short password", body: map[string]string{"email": "s@example.com", "password": "abc12", "name": "S"}, status: 400, code: "password_too_short", field: "password"},
 		{name: "common password", body: map[string]string{"email": "c@example.com", "password": "QwertyUiop", "name": "C"}, status: 400, code: "password_common", field: "password"},

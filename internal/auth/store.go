@@ -25,6 +25,13 @@ type Store interface {
 	SigningKeys(ctx context.Context) ([]StoredKey, error)
 	// Throttle reads a throttle row; a zero Throttle when absent.
 	Throttle(ctx context.Context, key string) (Throttle, error)
+	// OneTimeTokenOwner returns the user a one-time token belongs to;
+	// not_found when absent.
+	OneTimeTokenOwner(ctx context.Context, id strata.ID) (strata.ID, error)
+	// Purge deletes, on every database, throttle rows idle since before
+	// idleBefore, one-time and refresh tokens expired before now, and
+	// sessions expired before now or revoked before revokedBefore.
+	Purge(ctx context.Context, now, idleBefore, revokedBefore time.Time) (int64, error)
 	// Ping checks every database.
 	Ping(ctx context.Context) error
 }
@@ -50,11 +57,14 @@ type Tx interface {
 	InsertRefreshToken(ctx context.Context, t *RefreshToken) error
 	// RefreshTokenForUpdate reads a refresh token; not_found when absent.
 	RefreshTokenForUpdate(ctx context.Context, id strata.ID) (*RefreshToken, error)
-	MarkRefreshTokenUsed(ctx context.Context, id strata.ID, now time.Time) error
+	// MarkRefreshTokenUsed spends a token, keeping its sealed successor;
+	// conflict when it was already spent.
+	MarkRefreshTokenUsed(ctx context.Context, id strata.ID, now time.Time, successor []byte) error
 
 	InsertOneTimeToken(ctx context.Context, t *OneTimeToken) error
 	// OneTimeTokenForUpdate reads a one-time token; not_found when absent.
 	OneTimeTokenForUpdate(ctx context.Context, id strata.ID) (*OneTimeToken, error)
+	// MarkOneTimeTokenUsed spends a token; conflict when it was already spent.
 	MarkOneTimeTokenUsed(ctx context.Context, id strata.ID, now time.Time) error
 
 	InsertAudit(ctx context.Context, e *AuditEvent) error
@@ -65,6 +75,12 @@ type Tx interface {
 	InsertSigningKey(ctx context.Context, k *StoredKey) error
 
 	ThrottleForUpdate(ctx context.Context, key string) (Throttle, error)
-	PutThrottle(ctx context.Context, t Throttle) error
+	// CountAttempt atomically adds one to key's count, starting a new window
+	// at now when the current one began at or before windowStartBefore, and
+	// returns the row as it now is.
+	CountAttempt(ctx context.Context, key string, now, windowStartBefore time.Time) (Throttle, error)
+	// UncountAttempt takes one back from key's count (never below zero).
+	UncountAttempt(ctx context.Context, key string) error
+	SetLock(ctx context.Context, key string, until time.Time) error
 	DeleteThrottle(ctx context.Context, key string) error
 }

@@ -10,17 +10,21 @@ import (
 	"github.com/stratadev/strata"
 )
 
-// Login throttling. Failed logins are counted per account (the normalized
-// email, hashed) and per client address within a window. Past the limit the
-// key is locked for a lockout that doubles with each further failure, up to
-// a maximum. The counters live in the database (auth_throttle, on the
-// shard of the key) so every instance enforces the same limits; the
-// caching issue moves them to a Redis GCRA limiter.
+// Login throttling. Every login attempt is counted — before the password
+// is checked, so that concurrent attempts cannot all slip past the limit
+// while argon2id runs — per account (the normalized email, hashed) and per
+// client address, within a window. The attempt that reaches the limit
+// locks the key for a lockout that doubles with each further locking
+// attempt, up to a maximum; a locked key answers 429 before any password
+// work. A successful login deletes the account's count and takes its own
+// attempt back from the address's count, so a busy NAT is limited by its
+// failures only.
 //
-// A locked account answers 429 before any password work, so a locked-out
-// attacker costs no argon2id time. Per-account locks let an attacker lock a
+// The counters live in the database (auth_throttle, on the shard of the
+// key) so every instance enforces the same limits; the caching issue moves
+// them to a Redis GCRA limiter. A per-account lock lets an attacker lock a
 // known user out for at most login-throttle-lockout-max; the per-address
-// limit is higher so shared NATs are not punished for one bad client.
+// limit is higher so a shared NAT is not punished for one bad client.
 
 type throttleKeys struct {
 	account string
@@ -36,57 +40,54 @@ func (s *Service) throttleKeys(ctx context.Context, email string) throttleKeys {
 	return k
 }
 
-func (k throttleKeys) each(fn func(key string, limit int) error, cfg Config) error {
-	if err := fn(k.account, cfg.ThrottleAccountFailures); err != nil {
-		return err
+func errThrottled(wait time.Duration) error {
+	return &strata.Error{
+		Code: strata.CodeRateLimited, Reason: "login_throttled", RetryAfter: wait,
+		Message: "too many failed logins; try again later",
 	}
-	if k.ip != "" {
-		return fn(k.ip, cfg.ThrottleIPFailures)
-	}
-	return nil
 }
 
-// checkThrottle answers rate_limited when either key is locked.
-func (s *Service) checkThrottle(ctx context.Context, keys throttleKeys) error {
-	now := s.clock.Now()
-	return keys.each(func(key string, _ int) error {
-		t, err := s.store.Throttle(ctx, key)
+// countAttempt counts one attempt against key, or answers rate_limited when
+// key is locked. Reaching limit locks it; the first lock is audited.
+func (s *Service) countAttempt(ctx context.Context, key string, limit int, email string, now time.Time) error {
+	shard := strata.ShardOfKey(key, s.shards)
+	return s.store.Tx(ctx, shard, func(tx Tx) error {
+		t, err := tx.ThrottleForUpdate(ctx, key)
 		if err != nil {
 			return err
 		}
 		if now.Before(t.LockedUntil) {
-			wait := t.LockedUntil.Sub(now)
-			return &strata.Error{
-				Code: strata.CodeRateLimited, Reason: "login_throttled", RetryAfter: wait,
-				Message: "too many failed logins; try again later",
+			return errThrottled(t.LockedUntil.Sub(now))
+		}
+		t, err = tx.CountAttempt(ctx, key, now, now.Add(-s.cfg.ThrottleWindow))
+		if err != nil {
+			return err
+		}
+		if over := t.Failures - limit; over >= 0 {
+			if err := tx.SetLock(ctx, key, now.Add(s.lockout(over))); err != nil {
+				return err
+			}
+			if over == 0 {
+				return s.auditOn(ctx, tx, shard, "", EventLoginThrottled, now, map[string]string{"email": email, "key": key[:min(len(key), 5)]})
 			}
 		}
 		return nil
-	}, s.cfg)
+	})
 }
 
-// recordFailure counts one failure against each key, locking keys past
-// their limit.
-func (s *Service) recordFailure(ctx context.Context, keys throttleKeys, now time.Time) error {
-	return keys.each(func(key string, limit int) error {
-		return s.store.Tx(ctx, strata.ShardOfKey(key, s.shards), func(tx Tx) error {
-			t, err := tx.ThrottleForUpdate(ctx, key)
-			if err != nil {
-				return err
-			}
-			if t.WindowStart.IsZero() || now.Sub(t.WindowStart) > s.cfg.ThrottleWindow {
-				t = Throttle{Key: key, WindowStart: now}
-			}
-			t.Failures++
-			if over := t.Failures - limit; over >= 0 {
-				t.LockedUntil = now.Add(s.lockout(over))
-			}
-			return tx.PutThrottle(ctx, t)
-		})
-	}, s.cfg)
+// checkAndCount counts a login attempt against the account and the
+// address, refusing it when either is locked.
+func (s *Service) checkAndCount(ctx context.Context, keys throttleKeys, email string, now time.Time) error {
+	if err := s.countAttempt(ctx, keys.account, s.cfg.ThrottleAccountFailures, email, now); err != nil {
+		return err
+	}
+	if keys.ip != "" {
+		return s.countAttempt(ctx, keys.ip, s.cfg.ThrottleIPFailures, email, now)
+	}
+	return nil
 }
 
-// lockout returns the lockout after `over` failures past the limit:
+// lockout returns the lockout after `over` attempts past the limit:
 // base × 2^over, capped.
 func (s *Service) lockout(over int) time.Duration {
 	d := float64(s.cfg.ThrottleLockout) * math.Pow(2, float64(min(over, 30)))
@@ -96,12 +97,21 @@ func (s *Service) lockout(over int) time.Duration {
 	return time.Duration(d)
 }
 
-// clearThrottle forgets an account's failures after a successful login.
-// Failing to clear is logged, not returned: the login succeeded.
-func (s *Service) clearThrottle(ctx context.Context, key string) {
-	if t, err := s.store.Throttle(ctx, key); err == nil && t.Failures == 0 {
-		return // nothing to clear: spare the writer
+// loginSucceeded forgets the account's count and takes the attempt back
+// from the address's. Failing is logged, not returned: the login succeeded.
+func (s *Service) loginSucceeded(ctx context.Context, keys throttleKeys) {
+	s.clearThrottle(ctx, keys.account)
+	if keys.ip == "" {
+		return
 	}
+	err := s.store.Tx(ctx, strata.ShardOfKey(keys.ip, s.shards), func(tx Tx) error { return tx.UncountAttempt(ctx, keys.ip) })
+	if err != nil {
+		s.log.WarnContext(ctx, "uncount login attempt", "error", err)
+	}
+}
+
+// clearThrottle deletes an account's count and lock.
+func (s *Service) clearThrottle(ctx context.Context, key string) {
 	err := s.store.Tx(ctx, strata.ShardOfKey(key, s.shards), func(tx Tx) error { return tx.DeleteThrottle(ctx, key) })
 	if err != nil {
 		s.log.WarnContext(ctx, "clear login throttle", "error", err)

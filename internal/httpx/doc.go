@@ -23,6 +23,15 @@
 //
 // Middleware outside the Mux learns the matched route pattern through
 // CaptureRoute: the Mux fills a slot in the request context with r.Pattern
-// before calling the route's handler. Never label metrics or logs with the raw
+// before calling the route's handler. Middleware that needs the route while
+// the request is in progress (the per-route in-flight gauge) goes inside
+// instead, through Mux.Wrap, set before the routes are registered:
+//
+//	mux := httpx.NewMux()
+//	mux.Wrap(metrics.InFlight)
+//	mux.Handle(...)
+//
+// ClientIP, used to key per-client limits, believes only the rightmost
+// X-Forwarded-For entry, and only when told a proxy stands in front. Never label metrics or logs with the raw
 // path as a route: its cardinality is unbounded.
 package httpx

@@ -106,22 +106,78 @@ func AccessLog(logger *slog.Logger) func(http.Handler) http.Handler {
 	}
 }
 
-// ClientIP returns the address of the client: the host part of r.RemoteAddr
-// or, when trustProxyHeaders is set, the first address in X-Forwarded-For if
-// it parses as an IP. Trust proxy headers only behind a proxy that overwrites
-// X-Forwarded-For, since a client may send any value.
+// ClientIP returns the address a per-client limit should key on.
+//
+// Without trustProxyHeaders it is the host of r.RemoteAddr. With it, it is
+// the rightmost entry of X-Forwarded-For (all header lines taken as one
+// comma-separated list): the address our trusted proxy saw and appended.
+// Entries to its left were sent by the client and are never believed. When
+// the header is missing or its rightmost entry is not an address, ClientIP
+// falls back to r.RemoteAddr. Set trustProxyHeaders only when exactly one
+// proxy that appends to (or overwrites) X-Forwarded-For stands in front.
+//
+// The address is normalized: ports, brackets and zones are dropped; IPv4 and
+// IPv4-mapped IPv6 addresses come back as dotted IPv4 ("192.0.2.1"); other
+// IPv6 addresses come back as their /64 prefix in CIDR form
+// ("2001:db8:1:2::/64"), because one client usually holds a whole /64 and
+// could otherwise rotate through it to dodge per-address limits. A
+// RemoteAddr that is not an IP address at all (a Unix socket, say) is
+// returned as is, without a port if it had one.
 func ClientIP(r *http.Request, trustProxyHeaders bool) string {
 	if trustProxyHeaders {
-		if xff := r.Header.Get("X-Forwarded-For"); xff != "" {
-			first, _, _ := strings.Cut(xff, ",")
-			if addr, err := netip.ParseAddr(strings.TrimSpace(first)); err == nil {
-				return addr.String()
+		if addr, ok := rightmostForwardedFor(r.Header.Values("X-Forwarded-For")); ok {
+			return clientKey(addr)
+		}
+	}
+	if addr, ok := parseHostAddr(r.RemoteAddr); ok {
+		return clientKey(addr)
+	}
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		return host
+	}
+	return r.RemoteAddr
+}
+
+// rightmostForwardedFor parses the last entry of the X-Forwarded-For lines.
+func rightmostForwardedFor(lines []string) (netip.Addr, bool) {
+	if len(lines) == 0 {
+		return netip.Addr{}, false
+	}
+	last := lines[len(lines)-1]
+	if i := strings.LastIndexByte(last, ','); i >= 0 {
+		last = last[i+1:]
+	}
+	return parseHostAddr(strings.TrimSpace(last))
+}
+
+// parseHostAddr parses an address written as "192.0.2.1", "192.0.2.1:80",
+// "2001:db8::1", "[2001:db8::1]" or "[2001:db8::1]:443".
+func parseHostAddr(s string) (netip.Addr, bool) {
+	if addr, err := netip.ParseAddr(s); err == nil {
+		return addr, true
+	}
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap.Addr(), true
+	}
+	if inner, ok := strings.CutPrefix(s, "["); ok {
+		if inner, ok := strings.CutSuffix(inner, "]"); ok {
+			if addr, err := netip.ParseAddr(inner); err == nil && addr.Is6() {
+				return addr, true
 			}
 		}
 	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
+	return netip.Addr{}, false
+}
+
+// clientKey normalizes addr as ClientIP documents.
+func clientKey(addr netip.Addr) string {
+	addr = addr.WithZone("").Unmap()
+	if addr.Is4() {
+		return addr.String()
 	}
-	return host
+	p, err := addr.Prefix(64)
+	if err != nil { // cannot happen: addr is a valid IPv6 address
+		return addr.String()
+	}
+	return p.String()
 }

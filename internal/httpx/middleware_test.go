@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"regexp"
 	"strings"
 	"testing"
@@ -155,28 +156,79 @@ func TestClientIP(t *testing.T) {
 	tests := []struct {
 		name   string
 		remote string
-		xff    string
+		xff    []string // one element per header line
 		trust  bool
 		want   string
 	}{
 		{name: "ipv4", remote: "192.0.2.1:1234", want: "192.0.2.1"},
-		{name: "ipv6", remote: "[2001:db8::1]:443", want: "2001:db8::1"},
-		{name: "no port", remote: "192.0.2.1", want: "192.0.2.1"},
-		{name: "proxy header ignored", remote: "10.0.0.1:1", xff: "203.0.113.9", want: "10.0.0.1"},
-		{name: "proxy header trusted", remote: "10.0.0.1:1", xff: "203.0.113.9, 10.0.0.2", trust: true, want: "203.0.113.9"},
-		{name: "proxy header garbage", remote: "10.0.0.1:1", xff: "not-an-ip", trust: true, want: "10.0.0.1"},
+		{name: "ipv4 without port", remote: "192.0.2.1", want: "192.0.2.1"},
+		{name: "ipv6 is its /64", remote: "[2001:db8:1:2:3:4:5:6]:443", want: "2001:db8:1:2::/64"},
+		{name: "ipv6 without port", remote: "2001:db8:1:2::99", want: "2001:db8:1:2::/64"},
+		{name: "ipv6 with zone", remote: "[fe80::1%eth0]:443", want: "fe80::/64"},
+		{name: "ipv4-mapped ipv6", remote: "[::ffff:192.0.2.1]:443", want: "192.0.2.1"},
+		{name: "not an ip", remote: "@", want: "@"},
+		{name: "not an ip with port", remote: "host.example:80", want: "host.example"},
+		{name: "proxy header ignored", remote: "10.0.0.1:1", xff: []string{"203.0.113.9"}, want: "10.0.0.1"},
+		{name: "proxy header single", remote: "10.0.0.1:1", xff: []string{"203.0.113.9"}, trust: true, want: "203.0.113.9"},
+		{name: "rightmost wins over spoofed first", remote: "10.0.0.1:1",
+			xff: []string{"1.2.3.4, 203.0.113.9"}, trust: true, want: "203.0.113.9"},
+		{name: "rightmost of several lines", remote: "10.0.0.1:1",
+			xff: []string{"1.2.3.4, 5.6.7.8", "9.9.9.9,203.0.113.9"}, trust: true, want: "203.0.113.9"},
+		{name: "rightmost with port", remote: "10.0.0.1:1", xff: []string{"1.2.3.4, 203.0.113.9:5555"}, trust: true, want: "203.0.113.9"},
+		{name: "rightmost ipv6 bracketed with port", remote: "10.0.0.1:1",
+			xff: []string{"1.2.3.4, [2001:db8:a:b:c::1]:5555"}, trust: true, want: "2001:db8:a:b::/64"},
+		{name: "rightmost ipv6 bracketed", remote: "10.0.0.1:1",
+			xff: []string{"[2001:db8:a:b::1]"}, trust: true, want: "2001:db8:a:b::/64"},
+		{name: "rightmost ipv6 bare", remote: "10.0.0.1:1", xff: []string{"2001:db8:a:b::1"}, trust: true, want: "2001:db8:a:b::/64"},
+		{name: "rightmost ipv4-mapped", remote: "10.0.0.1:1", xff: []string{"::ffff:203.0.113.9"}, trust: true, want: "203.0.113.9"},
+		{name: "rightmost garbage falls back", remote: "10.0.0.1:1",
+			xff: []string{"203.0.113.9, not-an-ip"}, trust: true, want: "10.0.0.1"},
+		{name: "rightmost empty falls back", remote: "10.0.0.1:1", xff: []string{"203.0.113.9, "}, trust: true, want: "10.0.0.1"},
+		{name: "empty header falls back", remote: "10.0.0.1:1", xff: []string{""}, trust: true, want: "10.0.0.1"},
+		{name: "missing header falls back", remote: "10.0.0.1:1", trust: true, want: "10.0.0.1"},
+		{name: "fallback ipv6 is its /64", remote: "[2001:db8::7]:1", xff: []string{"junk"}, trust: true, want: "2001:db8::/64"},
+		{name: "bracketed ipv4 is refused", remote: "10.0.0.1:1", xff: []string{"[203.0.113.9]"}, trust: true, want: "10.0.0.1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			r := httptest.NewRequest(http.MethodGet, "/", nil)
 			r.RemoteAddr = tt.remote
-			if tt.xff != "" {
-				r.Header.Set("X-Forwarded-For", tt.xff)
+			for _, v := range tt.xff {
+				r.Header.Add("X-Forwarded-For", v)
 			}
 			require.Equal(t, tt.want, httpx.ClientIP(r, tt.trust))
 		})
 	}
+}
+
+// FuzzClientIP checks that any header gives either a normalized address or
+// the RemoteAddr fallback, never a client-chosen string.
+func FuzzClientIP(f *testing.F) {
+	for _, seed := range []string{
+		"203.0.113.9", "1.2.3.4, 203.0.113.9:80", "[2001:db8::1]:443", "::ffff:1.2.3.4",
+		"fe80::1%eth0", "[", "[]", ",", " , ", "not-an-ip", "1.2.3.4:99999",
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, xff string) {
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		r.RemoteAddr = "10.0.0.1:1"
+		r.Header.Set("X-Forwarded-For", xff)
+		got := httpx.ClientIP(r, true)
+		if got == "10.0.0.1" {
+			return
+		}
+		if addr, err := netip.ParseAddr(got); err == nil {
+			require.True(t, addr.Is4(), "%q gave %q", xff, got)
+			return
+		}
+		p, err := netip.ParsePrefix(got)
+		require.NoError(t, err, "%q gave %q", xff, got)
+		require.Equal(t, 64, p.Bits())
+		require.Equal(t, p.Masked(), p)
+		require.True(t, p.Addr().Is6() && !p.Addr().Is4In6())
+	})
 }
 
 func TestResponseWriter(t *testing.T) {

@@ -16,6 +16,7 @@ type Mux struct {
 
 	mu       sync.Mutex
 	patterns []string
+	wrappers []func(pattern string, h http.Handler) http.Handler
 }
 
 // NewMux returns an empty Mux.
@@ -23,9 +24,32 @@ func NewMux() *Mux {
 	return &Mux{mux: http.NewServeMux()}
 }
 
+// Wrap makes Handle pass every handler registered from now on through w,
+// with the route's pattern: it is the place for per-route middleware, such as
+// a gauge labeled with the route, which middleware outside the Mux cannot
+// know before routing. Handlers registered earlier are left as they are.
+// Wrappers added by successive calls all apply, the first added outermost.
+// The wrapped handler runs after routing, so it also sees r.Pattern and the
+// path values. A nil w is a wiring bug and panics.
+func (m *Mux) Wrap(w func(pattern string, h http.Handler) http.Handler) {
+	if w == nil {
+		panic("httpx: Mux.Wrap with a nil func")
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.wrappers = append(m.wrappers, w)
+}
+
 // Handle registers h for pattern, with http.ServeMux syntax and rules (it
-// panics on an invalid or conflicting pattern).
+// panics on an invalid or conflicting pattern), wrapped by the funcs given
+// to Wrap so far.
 func (m *Mux) Handle(pattern string, h http.Handler) {
+	m.mu.Lock()
+	wrappers := slices.Clone(m.wrappers)
+	m.mu.Unlock()
+	for i := len(wrappers) - 1; i >= 0; i-- {
+		h = wrappers[i](pattern, h)
+	}
 	m.mux.Handle(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		setRoute(r)
 		h.ServeHTTP(w, r)

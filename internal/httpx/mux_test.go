@@ -134,3 +134,51 @@ func TestAccessLogRoute(t *testing.T) {
 		})
 	}
 }
+
+func TestMuxWrap(t *testing.T) {
+	t.Parallel()
+	// tag returns a wrapper that appends its name and the pattern to the
+	// X-Wrapped response header, before calling the handler.
+	tag := func(name string) func(string, http.Handler) http.Handler {
+		return func(pattern string, h http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Add("X-Wrapped", name+" "+pattern+" "+r.Pattern)
+				h.ServeHTTP(w, r)
+			})
+		}
+	}
+	mux := httpx.NewMux()
+	mux.HandleFunc("GET /before", func(http.ResponseWriter, *http.Request) {})
+	mux.Wrap(tag("outer"))
+	mux.HandleFunc("GET /once/{id}", func(http.ResponseWriter, *http.Request) {})
+	mux.Wrap(tag("inner"))
+	mux.HandleFunc("GET /twice", func(http.ResponseWriter, *http.Request) {})
+
+	tests := []struct {
+		name        string
+		path        string
+		wantStatus  int
+		wantWrapped []string
+	}{
+		{name: "registered before Wrap", path: "/before", wantStatus: 200},
+		{name: "one wrapper", path: "/once/7", wantStatus: 200,
+			wantWrapped: []string{"outer GET /once/{id} GET /once/{id}"}},
+		{name: "first added is outermost", path: "/twice", wantStatus: 200,
+			wantWrapped: []string{"outer GET /twice GET /twice", "inner GET /twice GET /twice"}},
+		{name: "unmatched is not wrapped", path: "/nothing", wantStatus: 404},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			w := httptest.NewRecorder()
+			mux.ServeHTTP(w, httptest.NewRequest(http.MethodGet, tt.path, nil))
+			require.Equal(t, tt.wantStatus, w.Code)
+			require.Equal(t, tt.wantWrapped, w.Header().Values("X-Wrapped"))
+		})
+	}
+}
+
+func TestMuxWrapNilPanics(t *testing.T) {
+	t.Parallel()
+	require.Panics(t, func() { httpx.NewMux().Wrap(nil) })
+}

@@ -18,7 +18,7 @@ type Metrics struct {
 	registry *prometheus.Registry
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
-	inFlight prometheus.Gauge
+	inFlight *prometheus.GaugeVec
 }
 
 // NewMetrics returns Metrics on a new registry.
@@ -36,10 +36,10 @@ func NewMetrics() *Metrics {
 			Help:    "Time to serve HTTP requests, by method, route pattern and status class.",
 			Buckets: prometheus.DefBuckets,
 		}, labels),
-		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+		inFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "strata_http_requests_in_flight",
-			Help: "HTTP requests being served.",
-		}),
+			Help: "HTTP requests being served, by route pattern.",
+		}, []string{"route"}),
 	}
 	reg.MustRegister(
 		collectors.NewGoCollector(),
@@ -61,19 +61,19 @@ func (m *Metrics) Handler() http.Handler {
 	})
 }
 
-// HTTPMiddleware records the request count, duration and in-flight gauge of
-// the requests it serves. route is the pattern of the route that served the
-// request ("unmatched" when none did). Place it outside the httpx.Mux and
-// outside httpx.Recover, so that a recovered panic counts as the 500 it became.
+// HTTPMiddleware records the request count and duration of the requests it
+// serves, by method, route and status class. route is the pattern of the
+// route that served the request ("unmatched" when none did). Place it outside
+// the httpx.Mux and outside httpx.Recover, so that a recovered panic counts
+// as the 500 it became. The in-flight gauge is per route, so it is not kept
+// here, where the route is unknown until the request is done: see InFlight.
 func (m *Metrics) HTTPMiddleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		m.inFlight.Inc()
 		r, route := httpx.CaptureRoute(r)
 		rw := httpx.NewResponseWriter(w)
 		completed := false
 		defer func() {
-			m.inFlight.Dec()
 			status := rw.Status()
 			if !completed && !rw.Written() {
 				status = http.StatusInternalServerError // a panic passing through
@@ -92,6 +92,21 @@ func (m *Metrics) HTTPMiddleware(next http.Handler) http.Handler {
 		}()
 		next.ServeHTTP(rw, r)
 		completed = true
+	})
+}
+
+// InFlight wraps h, the handler of the route pattern, so that
+// strata_http_requests_in_flight{route=pattern} counts the requests it is
+// serving; the series exists, at 0, from the moment h is wrapped. Its
+// signature fits httpx.Mux.Wrap: call mux.Wrap(m.InFlight) before the routes
+// are registered. Unmatched requests (404, 405) are not counted; the total is
+// sum(strata_http_requests_in_flight).
+func (m *Metrics) InFlight(pattern string, h http.Handler) http.Handler {
+	g := m.inFlight.WithLabelValues(pattern)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		g.Inc()
+		defer g.Dec() // deferred, so a panic passing through is not counted forever
+		h.ServeHTTP(w, r)
 	})
 }
 

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/stratadev/strata/internal/httpx"
@@ -13,10 +14,15 @@ import (
 )
 
 // newServer serves a small API behind the metrics middleware, with /metrics
-// on the same mux, as run.go wires it.
-func newServer(t *testing.T, m *observability.Metrics) *httptest.Server {
+// on the same mux and the in-flight gauge on every route, as run.go wires it.
+// register, when not nil, adds more routes.
+func newServer(t *testing.T, m *observability.Metrics, register ...func(*httpx.Mux)) *httptest.Server {
 	t.Helper()
 	mux := httpx.NewMux()
+	mux.Wrap(m.InFlight)
+	for _, f := range register {
+		f(mux)
+	}
 	mux.HandleFunc("GET /v1/items/{id}", func(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteJSON(w, http.StatusOK, map[string]string{"id": r.PathValue("id")})
 	})
@@ -66,12 +72,14 @@ func TestHTTPMetrics(t *testing.T) {
 		`strata_http_requests_total{method="DELETE",route="unmatched",status_class="4xx"} 1`,
 		`strata_http_requests_total{method="other",route="unmatched",status_class="4xx"} 1`,
 		`strata_http_request_duration_seconds_count{method="GET",route="GET /v1/items/{id}",status_class="2xx"} 3`,
-		"strata_http_requests_in_flight 1", // the scrape itself
+		`strata_http_requests_in_flight{route="GET /metrics"} 1`, // the scrape itself
+		`strata_http_requests_in_flight{route="GET /v1/items/{id}"} 0`,
 		"go_goroutines ",
 		"process_cpu_seconds_total ",
 	} {
 		require.Contains(t, out, want)
 	}
+	require.NotContains(t, out, `strata_http_requests_in_flight{route="unmatched"}`)
 	require.NotContains(t, out, "itm_1", "raw paths must never become labels")
 	require.NotContains(t, out, "/no/such/route")
 
@@ -131,4 +139,69 @@ func TestHTTPMetricsPlainServeMux(t *testing.T) {
 	m.HTTPMiddleware(mux).ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/plain/7", nil))
 	require.Equal(t, http.StatusOK, w.Code)
 	require.Equal(t, 1, countRequests(t, m, "GET", "GET /plain/{id}", "2xx"))
+}
+
+func TestHTTPInFlightPerRoute(t *testing.T) {
+	t.Parallel()
+	m := observability.NewMetrics()
+	entered, release := make(chan struct{}), make(chan struct{})
+	srv := newServer(t, m, func(mux *httpx.Mux) {
+		mux.HandleFunc("GET /slow", func(w http.ResponseWriter, r *http.Request) {
+			close(entered)
+			<-release
+		})
+	})
+	// Released at the latest in cleanup, which runs before srv.Close (that
+	// waits for the blocked request), so a failed check cannot hang the test.
+	unblock := sync.OnceFunc(func() { close(release) })
+	t.Cleanup(unblock)
+	done := make(chan error, 1)
+	go func() {
+		resp, err := srv.Client().Get(srv.URL + "/slow")
+		if err == nil {
+			err = resp.Body.Close()
+		}
+		done <- err
+	}()
+	<-entered
+
+	tests := []struct {
+		name    string
+		blocked bool // whether /slow is still being served during the scrape
+		want    []string
+	}{
+		{name: "while blocked", blocked: true, want: []string{
+			`strata_http_requests_in_flight{route="GET /slow"} 1`,
+			`strata_http_requests_in_flight{route="GET /metrics"} 1`,
+			`strata_http_requests_in_flight{route="GET /v1/items/{id}"} 0`,
+		}},
+		{name: "after it returns", want: []string{
+			`strata_http_requests_in_flight{route="GET /slow"} 0`,
+			`strata_http_requests_in_flight{route="GET /metrics"} 1`,
+		}},
+	}
+	// Sequential: the cases are steps in time.
+	for _, tt := range tests {
+		if !tt.blocked {
+			unblock()
+			// The response is sent only after the handler chain has returned,
+			// so the gauge is already down when the client has it.
+			require.NoError(t, <-done)
+		}
+		out := scrape(t, srv, "")
+		for _, want := range tt.want {
+			require.Contains(t, out, want, tt.name)
+		}
+	}
+}
+
+func TestHTTPInFlightPanic(t *testing.T) {
+	t.Parallel()
+	m := observability.NewMetrics()
+	srv := newServer(t, m)
+	resp, err := srv.Client().Post(srv.URL+"/v1/items", "application/json", nil) // panics
+	require.NoError(t, err)
+	require.NoError(t, resp.Body.Close())
+	require.Equal(t, http.StatusInternalServerError, resp.StatusCode)
+	require.Contains(t, scrape(t, srv, ""), `strata_http_requests_in_flight{route="POST /v1/items"} 0`)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -25,6 +26,7 @@ type Probes struct {
 	checks []namedCheck
 
 	draining atomic.Bool
+	logger   atomic.Pointer[slog.Logger]
 	// timeout bounds each check; tests shorten it.
 	timeout time.Duration
 }
@@ -38,13 +40,30 @@ type namedCheck struct {
 type ProbeStatus struct {
 	// Status is "ok" (liveness), "ready", "not_ready" or "draining".
 	Status string `json:"status"`
-	// Checks maps each readiness check to "ok" or its error text.
+	// Checks maps each readiness check to CheckOK or CheckFailing; the
+	// reason a check fails is only logged (see SetLogger).
 	Checks map[string]string `json:"checks,omitempty"`
 }
 
-// NewProbes returns Probes with no readiness checks.
+// The result of a readiness check, in ProbeStatus.Checks.
+const (
+	CheckOK      = "ok"
+	CheckFailing = "failing"
+)
+
+// NewProbes returns Probes with no readiness checks, that log nothing until
+// SetLogger is called.
 func NewProbes() *Probes {
 	return &Probes{timeout: DefaultCheckTimeout}
+}
+
+// SetLogger sets the logger that failing readiness checks are reported to,
+// at warn level, with the keys check and error; nil discards them.
+func (p *Probes) SetLogger(l *slog.Logger) {
+	if l == nil {
+		l = slog.New(slog.DiscardHandler)
+	}
+	p.logger.Store(l)
 }
 
 // AddReadinessCheck adds a check that must pass for the process to be ready.
@@ -77,10 +96,12 @@ func (p *Probes) HealthzHandler() http.Handler {
 }
 
 // ReadyzHandler runs every readiness check concurrently, each bounded by a
-// 2 s timeout, and answers 200 {"status":"ready","checks":{...}} when all
-// pass, else 503 {"status":"not_ready","checks":{name: error text}} with
-// Retry-After: 1. Once draining it answers 503 {"status":"draining"}.
-// Check errors are shown: serve this on an internal port only.
+// 2 s timeout, and answers 200 {"status":"ready","checks":{name: "ok"}} when
+// all pass, else 503 {"status":"not_ready","checks":{name: "ok" or
+// "failing"}} with Retry-After: 1. Once draining it answers 503
+// {"status":"draining"}. Error texts (file paths, server addresses) never
+// reach the response, which is served on the public listener; each failing
+// check is logged instead (see SetLogger).
 func (p *Probes) ReadyzHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
@@ -117,13 +138,19 @@ func (p *Probes) runChecks(ctx context.Context) (map[string]string, bool) {
 	}
 	wg.Wait()
 
+	logger := p.logger.Load()
+	if logger == nil { // a Probes not made by NewProbes
+		logger = slog.New(slog.DiscardHandler)
+	}
 	results := make(map[string]string, len(checks))
 	ready := true
 	for i, nc := range checks {
-		results[nc.name] = "ok"
+		results[nc.name] = CheckOK
 		if errs[i] != nil {
-			results[nc.name] = errs[i].Error()
+			results[nc.name] = CheckFailing
 			ready = false
+			logger.LogAttrs(ctx, slog.LevelWarn, "readiness check failed",
+				slog.String("check", nc.name), slog.String("error", errs[i].Error()))
 		}
 	}
 	return results, ready

@@ -185,7 +185,7 @@ func (s *Store) SigningKeys(ctx context.Context) ([]auth.StoredKey, error) {
 		`SELECT id, generation, public_key, sealed_key, not_before, retire_at, expires_at, created_at
 		 FROM auth_signing_keys ORDER BY generation DESC`)
 	if err != nil {
-		return nil, fmt.Errorf("read signing keys: %w", err)
+		return nil, fmt.Errorf("read signing keys: %w", sqldb.Translate(err))
 	}
 	defer rows.Close()
 	var keys []auth.StoredKey
@@ -213,6 +213,53 @@ func (s *Store) Throttle(ctx context.Context, key string) (auth.Throttle, error)
 	return readThrottle(ctx, s.router.ForKey(key).Reader(), key)
 }
 
+// OneTimeTokenOwner reads the owner of a one-time token from the reader
+// pool of its shard.
+func (s *Store) OneTimeTokenOwner(ctx context.Context, id strata.ID) (strata.ID, error) {
+	db, err := s.router.ForID(id)
+	if err != nil {
+		return "", err
+	}
+	var user strata.ID
+	err = db.Reader().QueryRowContext(ctx, "SELECT user_id FROM auth_one_time_tokens WHERE id = $1", id).Scan(&user)
+	if err != nil {
+		return "", fmt.Errorf("read one-time token: %w", sqldb.Translate(err))
+	}
+	return user, nil
+}
+
+// Purge deletes what has outlived its use on every database, in one
+// transaction per database.
+func (s *Store) Purge(ctx context.Context, now, idleBefore, revokedBefore time.Time) (int64, error) {
+	var total int64
+	for _, db := range s.router.DBs() {
+		err := db.Tx(ctx, func(tx *sql.Tx) error {
+			for _, q := range []struct {
+				sql  string
+				args []any
+			}{
+				{"DELETE FROM auth_throttle WHERE window_start < $1 AND locked_until < $2", []any{ms(idleBefore), ms(now)}},
+				{"DELETE FROM auth_one_time_tokens WHERE expires_at < $1", []any{ms(now)}},
+				{`DELETE FROM auth_refresh_tokens WHERE expires_at < $1 OR session_id IN
+				  (SELECT id FROM auth_sessions WHERE expires_at < $1 OR revoked_at < $2)`, []any{ms(now), ms(revokedBefore)}},
+				{"DELETE FROM auth_sessions WHERE expires_at < $1 OR revoked_at < $2", []any{ms(now), ms(revokedBefore)}},
+			} {
+				res, err := tx.ExecContext(ctx, q.sql, q.args...)
+				if err != nil {
+					return fmt.Errorf("purge on %s: %w", db.Name(), sqldb.Translate(err))
+				}
+				n, _ := res.RowsAffected()
+				total += n
+			}
+			return nil
+		})
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
+}
+
 func readThrottle(ctx context.Context, q sqldb.Querier, key string) (auth.Throttle, error) {
 	t := auth.Throttle{Key: key}
 	var ws, lu int64
@@ -221,7 +268,7 @@ func readThrottle(ctx context.Context, q sqldb.Querier, key string) (auth.Thrott
 		return t, nil
 	}
 	if err != nil {
-		return t, fmt.Errorf("read throttle: %w", err)
+		return t, fmt.Errorf("read throttle: %w", sqldb.Translate(err))
 	}
 	t.WindowStart, t.LockedUntil = fromMS(ws), fromMS(lu)
 	return t, nil

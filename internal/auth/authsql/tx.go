@@ -91,7 +91,7 @@ func (t *txStore) RevokeUserSessions(ctx context.Context, user strata.ID, reason
 	res, err := t.tx.ExecContext(ctx,
 		"UPDATE auth_sessions SET revoked_at = $2, revoke_reason = $3 WHERE user_id = $1 AND revoked_at IS NULL", user, ms(now), reason)
 	if err != nil {
-		return 0, fmt.Errorf("revoke sessions of %s: %w", user, err)
+		return 0, fmt.Errorf("revoke sessions of %s: %w", user, sqldb.Translate(err))
 	}
 	n, err := res.RowsAffected()
 	return int(n), err
@@ -107,18 +107,42 @@ func (t *txStore) RefreshTokenForUpdate(ctx context.Context, id strata.ID) (*aut
 	var r auth.RefreshToken
 	var created, expires int64
 	var used sql.NullInt64
+	var successor string
 	err := t.tx.QueryRowContext(ctx,
-		`SELECT id, session_id, user_id, hash, created_at, expires_at, used_at FROM auth_refresh_tokens WHERE id = $1`, id).
-		Scan(&r.ID, &r.SessionID, &r.UserID, &r.Hash, &created, &expires, &used)
+		`SELECT id, session_id, user_id, hash, created_at, expires_at, used_at, successor FROM auth_refresh_tokens WHERE id = $1`, id).
+		Scan(&r.ID, &r.SessionID, &r.UserID, &r.Hash, &created, &expires, &used, &successor)
 	if err != nil {
 		return nil, fmt.Errorf("read refresh token: %w", sqldb.Translate(err))
 	}
 	r.CreatedAt, r.ExpiresAt, r.UsedAt = fromMS(created), fromMS(expires), fromNullMS(used)
+	if r.Successor, err = base64.StdEncoding.DecodeString(successor); err != nil {
+		return nil, fmt.Errorf("decode successor of %s: %w", id, err)
+	}
 	return &r, nil
 }
 
-func (t *txStore) MarkRefreshTokenUsed(ctx context.Context, id strata.ID, now time.Time) error {
-	return t.exec(ctx, "rotate refresh token", "UPDATE auth_refresh_tokens SET used_at = $2 WHERE id = $1", id, ms(now))
+func (t *txStore) MarkRefreshTokenUsed(ctx context.Context, id strata.ID, now time.Time, successor []byte) error {
+	return t.spend(ctx, "rotate refresh token",
+		"UPDATE auth_refresh_tokens SET used_at = $2, successor = $3 WHERE id = $1 AND used_at IS NULL",
+		id, ms(now), base64.StdEncoding.EncodeToString(successor))
+}
+
+// spend runs a conditional "mark used" update: it is the update, not an
+// earlier read, that decides who spends a token, so two transactions
+// racing on any dialect cannot both succeed.
+func (t *txStore) spend(ctx context.Context, action, q string, args ...any) error {
+	res, err := t.tx.ExecContext(ctx, q, args...)
+	if err != nil {
+		return fmt.Errorf("%s: %w", action, sqldb.Translate(err))
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("%s: %w", action, err)
+	}
+	if n == 0 {
+		return &strata.Error{Code: strata.CodeConflict, Reason: "already_used", Message: "already used"}
+	}
+	return nil
 }
 
 func (t *txStore) InsertOneTimeToken(ctx context.Context, o *auth.OneTimeToken) error {
@@ -144,7 +168,7 @@ func (t *txStore) OneTimeTokenForUpdate(ctx context.Context, id strata.ID) (*aut
 }
 
 func (t *txStore) MarkOneTimeTokenUsed(ctx context.Context, id strata.ID, now time.Time) error {
-	return t.exec(ctx, "use one-time token", "UPDATE auth_one_time_tokens SET used_at = $2 WHERE id = $1", id, ms(now))
+	return t.spend(ctx, "use one-time token", "UPDATE auth_one_time_tokens SET used_at = $2 WHERE id = $1 AND used_at IS NULL", id, ms(now))
 }
 
 func (t *txStore) InsertAudit(ctx context.Context, e *auth.AuditEvent) error {
@@ -177,11 +201,31 @@ func (t *txStore) ThrottleForUpdate(ctx context.Context, key string) (auth.Throt
 	return readThrottle(ctx, t.tx, key)
 }
 
-func (t *txStore) PutThrottle(ctx context.Context, th auth.Throttle) error {
-	return t.exec(ctx, "put throttle",
-		`INSERT INTO auth_throttle (key, window_start, failures, locked_until) VALUES ($1, $2, $3, $4)
-		 ON CONFLICT (key) DO UPDATE SET window_start = excluded.window_start, failures = excluded.failures, locked_until = excluded.locked_until`,
-		th.Key, ms(th.WindowStart), th.Failures, ms(th.LockedUntil))
+func (t *txStore) CountAttempt(ctx context.Context, key string, now, windowStartBefore time.Time) (auth.Throttle, error) {
+	th := auth.Throttle{Key: key}
+	var ws, lu int64
+	// One statement, so concurrent attempts are all counted on any dialect.
+	// SET expressions see the row as it was before the update.
+	err := t.tx.QueryRowContext(ctx,
+		`INSERT INTO auth_throttle (key, window_start, failures, locked_until) VALUES ($1, $2, 1, 0)
+		 ON CONFLICT (key) DO UPDATE SET
+		   failures = CASE WHEN auth_throttle.window_start <= $3 THEN 1 ELSE auth_throttle.failures + 1 END,
+		   window_start = CASE WHEN auth_throttle.window_start <= $3 THEN $2 ELSE auth_throttle.window_start END
+		 RETURNING window_start, failures, locked_until`,
+		key, ms(now), ms(windowStartBefore)).Scan(&ws, &th.Failures, &lu)
+	if err != nil {
+		return th, fmt.Errorf("count attempt: %w", sqldb.Translate(err))
+	}
+	th.WindowStart, th.LockedUntil = fromMS(ws), fromMS(lu)
+	return th, nil
+}
+
+func (t *txStore) UncountAttempt(ctx context.Context, key string) error {
+	return t.exec(ctx, "uncount attempt", "UPDATE auth_throttle SET failures = failures - 1 WHERE key = $1 AND failures > 0", key)
+}
+
+func (t *txStore) SetLock(ctx context.Context, key string, until time.Time) error {
+	return t.exec(ctx, "lock throttle key", "UPDATE auth_throttle SET locked_until = $2 WHERE key = $1", key, ms(until))
 }
 
 func (t *txStore) DeleteThrottle(ctx context.Context, key string) error {
