@@ -64,19 +64,29 @@ func imports(t *testing.T, dir string) map[string][]string {
 	return out
 }
 
-func TestModulesDoNotImportEachOther(t *testing.T) {
-	t.Parallel()
-	for pkg, deps := range imports(t, "internal") {
+// violations applies STYLE.md rule 1 to an import graph whose package
+// paths are relative to the repository.
+func violations(graph map[string][]string) []string {
+	var out []string
+	for pkg, deps := range graph {
 		from := moduleOf(pkg)
 		for _, dep := range deps {
 			to := moduleOf(dep)
 			switch {
 			case from != "" && to != "" && from != to:
-				t.Errorf("module package %s imports module package %s: declare an interface and let cmd/strata pass the other module in", pkg, dep)
+				out = append(out, "module package "+pkg+" imports module package "+dep+": declare an interface and let cmd/strata pass the other module in")
 			case from == "" && to != "":
-				t.Errorf("building block %s imports module package %s: building blocks must not know the modules", pkg, dep)
+				out = append(out, "building block "+pkg+" imports module package "+dep+": building blocks must not know the modules")
 			}
 		}
+	}
+	return out
+}
+
+func TestModulesDoNotImportEachOther(t *testing.T) {
+	t.Parallel()
+	for _, v := range violations(imports(t, "internal")) {
+		t.Error(v)
 	}
 }
 
@@ -99,18 +109,23 @@ func TestRootPackageImportsNothingInternal(t *testing.T) {
 // TestImportRuleDetectsViolations keeps the rule honest: it must flag a
 // module importing another and a building block importing a module.
 func TestImportRuleDetectsViolations(t *testing.T) {
-	t.Parallel()
 	require.Equal(t, "auth", moduleOf("internal/auth/authsql"))
 	require.Equal(t, "payments", moduleOf("internal/payments"))
 	require.Equal(t, "", moduleOf("internal/authz"))
 	require.Equal(t, "", moduleOf("internal/queue"))
 
+	// A planted tree with one violation of each kind and one allowed import.
 	dir := t.TempDir()
 	write := func(rel, src string) {
 		require.NoError(t, os.MkdirAll(filepath.Join(dir, filepath.Dir(rel)), 0o755))
 		require.NoError(t, os.WriteFile(filepath.Join(dir, rel), []byte(src), 0o644))
 	}
 	write("internal/payments/p.go", "package payments\nimport _ \""+modulePath+"/internal/auth\"\n")
-	got := imports(t, filepath.Join(dir, "internal"))
-	require.Equal(t, []string{"internal/auth"}, got[filepath.ToSlash(filepath.Join(dir, "internal/payments"))])
+	write("internal/queue/q.go", "package queue\nimport _ \""+modulePath+"/internal/content/contentsql\"\n")
+	write("internal/auth/authsql/s.go", "package authsql\nimport _ \""+modulePath+"/internal/auth\"\n")
+	t.Chdir(dir)
+	got := violations(imports(t, "internal"))
+	require.Len(t, got, 2, "%v", got)
+	require.Contains(t, strings.Join(got, "\n"), "module package internal/payments imports module package internal/auth")
+	require.Contains(t, strings.Join(got, "\n"), "building block internal/queue imports module package internal/content/contentsql")
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"flag"
 	"io"
 	"log/slog"
 	"os"
@@ -66,17 +67,25 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	require.Equal(t, served, documented, "served routes (left) and api/openapi.yaml (right) differ")
 }
 
+var update = flag.Bool("update", false, "rewrite the generated part of docs/configuration.md")
+
 // TestConfigurationDocIsCurrent fails when docs/configuration.md does not
-// list exactly the settings the flags define.
+// list exactly the settings the flags define. Regenerate the table with
+// go test ./cmd/strata -run TestConfigurationDocIsCurrent -update.
 func TestConfigurationDocIsCurrent(t *testing.T) {
-	t.Parallel()
-	raw, err := os.ReadFile("../../docs/configuration.md")
+	const path = "../../docs/configuration.md"
+	raw, err := os.ReadFile(path)
 	require.NoError(t, err)
-	_, rest, ok := strings.Cut(string(raw), "<!-- BEGIN SETTINGS -->\n")
+	head, rest, ok := strings.Cut(string(raw), "<!-- BEGIN SETTINGS -->\n")
 	require.True(t, ok, "docs/configuration.md has the BEGIN SETTINGS marker")
-	table, _, ok := strings.Cut(rest, "<!-- END SETTINGS -->")
+	table, tail, ok := strings.Cut(rest, "<!-- END SETTINGS -->")
 	require.True(t, ok, "docs/configuration.md has the END SETTINGS marker")
 	var out bytes.Buffer
 	require.NoError(t, run(t.Context(), []string{"config-docs"}, noEnv, nil, &out, io.Discard))
-	require.Equal(t, out.String(), table, "regenerate with: go run ./cmd/strata config-docs")
+	if *update {
+		doc := head + "<!-- BEGIN SETTINGS -->\n" + out.String() + "<!-- END SETTINGS -->" + tail
+		require.NoError(t, os.WriteFile(path, []byte(doc), 0o644))
+		return
+	}
+	require.Equal(t, out.String(), table, "regenerate with: go test ./cmd/strata -run TestConfigurationDocIsCurrent -update")
 }

@@ -54,7 +54,7 @@ func start(t *testing.T, dataDir string, extra ...string) *instance {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	in := &instance{stdout: &syncBuffer{}, stderr: &syncBuffer{}, cancel: cancel, done: make(chan error, 1), dataDir: dataDir}
-	args := append([]string{"serve", "--data-dir", dataDir, "--http-addr", "127.0.0.1:0", "--log-format", "text"}, extra...)
+	args := append([]string{"serve", "--data-dir", dataDir, "--http-addr", "127.0.0.1:0", "--log-format", "text", "--shutdown-delay", "0s"}, extra...)
 	go func() { in.done <- run(ctx, args, noEnv, strings.NewReader(""), in.stdout, in.stderr) }()
 	require.Eventually(t, func() bool {
 		select {
@@ -233,6 +233,8 @@ func TestSettingsAreValidatedFirst(t *testing.T) {
 		{args: []string{"--auth-access-ttl", "-1s"}, want: "auth-access-ttl:"},
 		{args: []string{"--master-key", "c2hvcnQ="}, want: "master-key:"},
 		{env: map[string]string{"STRATA_SHUTDOWN_GRACE": "0s"}, want: "shutdown-grace:"},
+		{args: []string{"--smtp-url", "mail.example.com"}, want: "smtp-url:"},
+		{args: []string{"--smtp-url", "smtp://mail.example.com", "--mail-from", "nobody"}, want: "mail-from:"},
 	} {
 		dir := filepath.Join(t.TempDir(), "data")
 		env := func(k string) string { return tc.env[k] }

@@ -55,10 +55,13 @@ func serveCmd(ctx context.Context, s *settings, stdout, stderr io.Writer) error 
 	probes.AddReadinessCheck("database", st.router.Ping)
 	probes.AddReadinessCheck("queue", q.client.Ping)
 
-	// bg carries the background loops; it ends after HTTP has drained.
+	// bg carries the background loops; it ends after HTTP has drained. On
+	// an early error return they are stopped and waited for before the
+	// queue and the databases close (defers run last-in first-out).
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopBG()
 	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer stopBG()
 	goBG := func(name string, fn func(context.Context) error) {
 		wg.Go(func() {
 			if err := fn(bg); err != nil && bg.Err() == nil {
@@ -97,7 +100,7 @@ func serveCmd(ctx context.Context, s *settings, stdout, stderr io.Writer) error 
 	if roles["worker"] {
 		mc := auth.MailConsumer{Mailer: mail.LogMailer{Logger: logger}, Sealer: sealer}
 		if s.smtpURL != "" {
-			m, err := mail.NewSMTP(s.smtpURL, s.mailFrom)
+			m, err := mail.NewSMTP(s.smtpURL, s.mailFrom) // validated with the other settings
 			if err != nil {
 				return err
 			}
@@ -162,18 +165,22 @@ func serveCmd(ctx context.Context, s *settings, stdout, stderr io.Writer) error 
 	if s.shutdownDelay > 0 {
 		time.Sleep(s.shutdownDelay) // let load balancers see /readyz fail
 	}
-	grace, cancel := context.WithTimeout(context.Background(), s.shutdownGrace)
-	defer cancel()
 	var errs []error
-	if err := srv.Shutdown(grace); err != nil {
+	httpGrace, cancel := context.WithTimeout(context.Background(), s.shutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(httpGrace); err != nil {
 		errs = append(errs, fmt.Errorf("drain http: %w", err))
 		srv.Close()
 	}
 	if debugSrv != nil {
 		debugSrv.Close()
 	}
+	// Consumers get a grace period of their own: a slow HTTP drain must
+	// not leave them no time to finish and ack.
+	jobGrace, cancel := context.WithTimeout(context.Background(), s.shutdownGrace)
+	defer cancel()
 	for _, c := range consumers {
-		if err := c.Stop(grace); err != nil {
+		if err := c.Stop(jobGrace); err != nil {
 			errs = append(errs, fmt.Errorf("stop consumer: %w", err))
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/stratadev/strata"
 	"github.com/stratadev/strata/internal/auth"
 	"github.com/stratadev/strata/internal/auth/password"
+	"github.com/stratadev/strata/internal/mail"
 	"github.com/stratadev/strata/internal/observability"
 )
 
@@ -49,8 +50,8 @@ func (s *settings) registerFlags(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&s.roles, "roles", []string{"all"}, "the roles this instance runs: all, or any of auth, worker")
 	fs.StringVar(&s.logFormat, "log-format", "json", "log format: json or text")
 	fs.StringVar(&s.logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	fs.DurationVar(&s.shutdownGrace, "shutdown-grace", 15*time.Second, "how long in-flight requests and jobs may take to finish after a stop signal")
-	fs.DurationVar(&s.shutdownDelay, "shutdown-delay", 0, "how long /readyz answers 503 before the listener closes, so load balancers stop sending traffic")
+	fs.DurationVar(&s.shutdownGrace, "shutdown-grace", 15*time.Second, "how long in-flight requests may take to finish after a stop signal, and then again how long consumers may take to finish their jobs")
+	fs.DurationVar(&s.shutdownDelay, "shutdown-delay", time.Second, "how long /readyz answers 503 before the listener closes, so load balancers stop sending traffic")
 	fs.IntVar(&s.shards, "shards", 256, "the number of logical shards; fixed when a deployment is created")
 	fs.DurationVar(&s.sqliteBusyTimeout, "sqlite-busy-timeout", 5*time.Second, "how long SQLite waits for a lock held by another process")
 	fs.StringVar(&s.masterKey, "master-key", "", "base64 of the 32-byte key that encrypts signing keys at rest (secret; prefer STRATA_MASTER_KEY or --master-key-file)")
@@ -123,6 +124,11 @@ func (s *settings) validate() error {
 	if s.masterKey != "" {
 		if k, err := base64.StdEncoding.DecodeString(s.masterKey); err != nil || len(k) != 32 {
 			return fmt.Errorf("master-key: must be the base64 encoding of 32 bytes")
+		}
+	}
+	if s.smtpURL != "" {
+		if _, err := mail.NewSMTP(s.smtpURL, s.mailFrom); err != nil {
+			return err
 		}
 	}
 	if err := s.argon2Params().Validate(); err != nil {

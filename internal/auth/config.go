@@ -45,7 +45,7 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.AccessTTL, "auth-access-ttl", 15*time.Minute, "lifetime of access tokens")
 	fs.DurationVar(&c.RefreshTTL, "auth-refresh-ttl", 30*24*time.Hour, "lifetime of an unused refresh token")
 	fs.DurationVar(&c.SessionTTL, "auth-session-ttl", 90*24*time.Hour, "absolute lifetime of a login session; refreshing never extends it")
-	fs.DurationVar(&c.RefreshReuseGrace, "auth-refresh-reuse-grace", 10*time.Second, "a rotated refresh token presented again within this window mints a sibling token instead of revoking the session (concurrent refreshes from one client)")
+	fs.DurationVar(&c.RefreshReuseGrace, "auth-refresh-reuse-grace", 10*time.Second, "a rotated refresh token presented again within this window gets the same successor back instead of revoking the session (concurrent refreshes from one client)")
 	fs.DurationVar(&c.KeyRotation, "auth-key-rotation", 24*time.Hour, "how long one signing key signs before the next takes over")
 	fs.DurationVar(&c.KeyPublishAhead, "auth-key-publish-ahead", time.Hour, "how long before it signs a new key is published in the JWKS")
 	fs.DurationVar(&c.KeyRefresh, "auth-key-refresh", time.Minute, "how often each instance reloads the signing keys")

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	netmail "net/mail"
 	"net/smtp"
 	"net/url"
 	"strings"
@@ -42,7 +43,7 @@ func (l LogMailer) Send(ctx context.Context, m Message) error {
 type SMTPMailer struct {
 	addr string
 	auth smtp.Auth
-	from string
+	from *netmail.Address
 }
 
 // NewSMTP parses an smtp://user:pass@host:port URL.
@@ -51,10 +52,11 @@ func NewSMTP(rawURL, from string) (*SMTPMailer, error) {
 	if err != nil || u.Scheme != "smtp" || u.Host == "" {
 		return nil, fmt.Errorf("smtp-url: must look like smtp://user:password@host:587")
 	}
-	if from == "" || !strings.Contains(from, "@") {
-		return nil, fmt.Errorf("mail-from: must be an email address")
+	addr, err := netmail.ParseAddress(from)
+	if err != nil {
+		return nil, fmt.Errorf("mail-from: must be an address like \"Strata <no-reply@example.com>\": %w", err)
 	}
-	m := &SMTPMailer{addr: u.Host, from: from}
+	m := &SMTPMailer{addr: u.Host, from: addr}
 	if _, _, err := net.SplitHostPort(u.Host); err != nil {
 		m.addr = net.JoinHostPort(u.Host, "587")
 	}
@@ -68,12 +70,15 @@ func NewSMTP(rawURL, from string) (*SMTPMailer, error) {
 // Send delivers m. net/smtp has no context support, so the deadline is
 // enforced by running the exchange in a goroutine.
 func (s *SMTPMailer) Send(ctx context.Context, m Message) error {
-	body := "From: " + s.from + "\r\nTo: " + m.To + "\r\nSubject: " + m.Subject +
+	if strings.ContainsAny(m.To, "\r\n") || strings.ContainsAny(m.Subject, "\r\n") {
+		return fmt.Errorf("send mail: header injection refused")
+	}
+	body := "From: " + s.from.String() + "\r\nTo: " + m.To + "\r\nSubject: " + m.Subject +
 		"\r\nDate: " + time.Now().UTC().Format(time.RFC1123Z) +
 		"\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n" +
 		strings.ReplaceAll(m.Body, "\n", "\r\n")
 	done := make(chan error, 1)
-	go func() { done <- smtp.SendMail(s.addr, s.auth, s.from, []string{m.To}, []byte(body)) }()
+	go func() { done <- smtp.SendMail(s.addr, s.auth, s.from.Address, []string{m.To}, []byte(body)) }()
 	select {
 	case err := <-done:
 		if err != nil {
