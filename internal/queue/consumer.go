@@ -148,11 +148,11 @@ func (k *Consumer) pump() {
 			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
 				if !k.stopping.Load() {
 					// The connection closed or the consumer was deleted.
-					k.logger.Error("consumer stopped pulling", "err", err)
+					k.logger.Error("consumer stopped pulling", "error", err)
 				}
 				return
 			}
-			k.logger.Warn("pull messages", "err", err)
+			k.logger.Warn("pull messages", "error", err)
 			continue
 		}
 		if k.hctx.Err() != nil {
@@ -202,7 +202,7 @@ func (k *Consumer) Stop(ctx context.Context) error {
 func (k *Consumer) handle(msg jetstream.Msg) {
 	md, err := msg.Metadata()
 	if err != nil { // not a JetStream delivery: cannot happen on a pull consumer
-		k.logger.Error("message metadata", "subject", msg.Subject(), "err", err)
+		k.logger.Error("message metadata", "subject", msg.Subject(), "error", err)
 		_ = msg.Term()
 		return
 	}
@@ -224,7 +224,7 @@ func (k *Consumer) handle(msg jetstream.Msg) {
 		defer cancel()
 		if err := msg.DoubleAck(ctx); err != nil {
 			// The message comes again after AckWait; handlers are idempotent.
-			log.Warn("ack message", "err", err)
+			log.Warn("ack message", "error", err)
 		}
 		k.cfg.Metrics.consumed(k.cfg.Durable, "ack")
 		return
@@ -232,16 +232,16 @@ func (k *Consumer) handle(msg jetstream.Msg) {
 	if IsPermanent(herr) || m.NumDelivered >= uint64(k.cfg.MaxDeliver) {
 		err := k.deadLetter(msg, m, md.Stream, herr)
 		if err == nil {
-			log.Warn("message dead-lettered", "err", herr)
+			log.Warn("message dead-lettered", "error", herr)
 			k.cfg.Metrics.consumed(k.cfg.Durable, "dead_letter")
 			return
 		}
-		log.Error("dead-letter message", "err", err, "cause", herr)
+		log.Error("dead-letter message", "error", err, "cause", herr)
 	}
 	d := backoff(m.NumDelivered, k.cfg.BackoffBase, k.cfg.BackoffMax, rand.Int64N)
-	log.Info("handler failed, retrying", "err", herr, "delay", d)
+	log.Info("handler failed, retrying", "error", herr, "delay", d)
 	if err := msg.NakWithDelay(d); err != nil {
-		log.Warn("nak message", "err", err)
+		log.Warn("nak message", "error", err)
 	}
 	k.cfg.Metrics.consumed(k.cfg.Durable, "nak")
 }

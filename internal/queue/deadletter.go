@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -13,8 +14,14 @@ import (
 // The dead-letter stream and the headers of its messages.
 const (
 	// DeadLetterStream holds messages that consumers gave up on, on
-	// subjects dlq.<stream>.<original subject>, kept until removed.
+	// subjects dlq.<stream>.<original subject>, for DeadLetterMaxAge.
 	DeadLetterStream = "DLQ"
+
+	// DeadLetterMaxAge is how long the dead-letter stream keeps a message:
+	// long enough to inspect and replay it after a weekend or a holiday,
+	// not forever, since dead letters carry whole payloads, which may be
+	// personal or otherwise sensitive data.
+	DeadLetterMaxAge = 14 * 24 * time.Hour
 
 	HeaderDLQReason       = "Strata-Dlq-Reason"       // the handler's error text
 	HeaderDLQStream       = "Strata-Dlq-Stream"       // the stream the message came from
@@ -41,7 +48,7 @@ func DeadLetterSubject(stream, subject string) string {
 // EnsureDeadLetterStream creates or updates the dead-letter stream.
 // Consume calls it.
 func (c *Client) EnsureDeadLetterStream(ctx context.Context) error {
-	return c.EnsureStream(ctx, StreamConfig{Name: DeadLetterStream, Subjects: []string{"dlq.>"}})
+	return c.EnsureStream(ctx, StreamConfig{Name: DeadLetterStream, Subjects: []string{"dlq.>"}, MaxAge: DeadLetterMaxAge})
 }
 
 // deadLetter copies the message to the dead-letter stream, waits for the
@@ -87,6 +94,11 @@ func headerValue(s string, n int) string {
 		}
 		return r
 	}, s)
+	return truncate(s, n)
+}
+
+// truncate cuts s to at most n bytes without splitting a UTF-8 sequence.
+func truncate(s string, n int) string {
 	if len(s) > n {
 		s = strings.ToValidUTF8(s[:n], "")
 	}

@@ -42,5 +42,21 @@
 // plus Strata-Dlq-Reason (the error text), Strata-Dlq-Stream,
 // Strata-Dlq-Consumer, Strata-Original-Subject, Strata-Deliveries and
 // Strata-Original-Msg-Id; only once DLQ stored the copy is the original
-// terminated. DLQ keeps messages until an operator removes them.
+// terminated. DLQ keeps a message for DeadLetterMaxAge (14 days), or
+// until an operator removes it: long enough to inspect and replay, not
+// forever, as dead letters may carry sensitive payloads.
+//
+// # Outbox ordering
+//
+// The relay publishes each database's outbox rows in id order (the order
+// of their commits, near enough), with one exception: a row whose publish
+// fails (no stream captures its subject, say) is put off with exponential
+// back-off (1s doubling to 5 minutes, jittered) while the rows after it go
+// ahead, so one bad row cannot hold up every later event. Consumers must
+// therefore not rely on events arriving in commit order; where order
+// matters they compare versions or timestamps in the payload. A row is
+// retried until it is published; strata_outbox_oldest_unsent_seconds
+// shows one that is stuck, and its last_error column says why. When the
+// connection to NATS itself is down, the relay stops its pass instead of
+// failing row after row, and rows keep their order.
 package queue

@@ -51,13 +51,19 @@ func IsPermanent(err error) bool {
 // backoff returns the delay before redelivering a message whose delivery n
 // (1-based) failed: uniform in [0, min(maxD, base·2^(n-1))] ("full jitter").
 func backoff(n uint64, base, maxD time.Duration, randN func(int64) int64) time.Duration {
-	ceiling := base
-	for i := uint64(1); i < n && ceiling < maxD; i++ {
-		ceiling *= 2
-	}
-	ceiling = min(ceiling, maxD)
+	ceiling := backoffCeiling(n, base, maxD)
 	if ceiling <= 0 {
 		return 0
 	}
 	return time.Duration(randN(int64(ceiling) + 1))
+}
+
+// backoffCeiling returns min(maxD, base·2^(n-1)) for n >= 1, without
+// overflowing on large n.
+func backoffCeiling(n uint64, base, maxD time.Duration) time.Duration {
+	ceiling := base
+	for i := uint64(1); i < n && ceiling < maxD; i++ {
+		ceiling *= 2
+	}
+	return min(ceiling, maxD)
 }

@@ -1,14 +1,20 @@
 package queue
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // Metrics counts what the queue does. A nil *Metrics records nothing, so
 // every config may leave it unset.
 type Metrics struct {
-	publishedTotal *prometheus.CounterVec
-	consumedTotal  *prometheus.CounterVec
-	relayedTotal   prometheus.Counter
-	outboxPending  prometheus.Gauge
+	publishedTotal  *prometheus.CounterVec
+	consumedTotal   *prometheus.CounterVec
+	relayedTotal    prometheus.Counter
+	outboxPending   prometheus.Gauge
+	publishFailures prometheus.Counter
+	oldestUnsentAge prometheus.Gauge
 }
 
 // NewMetrics creates the queue metrics and registers them with reg (when
@@ -31,9 +37,17 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "strata_outbox_pending",
 			Help: "Unsent outbox rows, over all databases, at the end of the relay's last pass.",
 		}),
+		publishFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "strata_outbox_publish_failures_total",
+			Help: "Failed publishes of outbox rows by the relay; each failed row is retried with back-off.",
+		}),
+		oldestUnsentAge: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "strata_outbox_oldest_unsent_seconds",
+			Help: "Age of the oldest unsent outbox row, over all databases, at the end of the relay's last pass; 0 when none. Alert when it keeps growing: a row is stuck.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.publishedTotal, m.consumedTotal, m.relayedTotal, m.outboxPending)
+		reg.MustRegister(m.publishedTotal, m.consumedTotal, m.relayedTotal, m.outboxPending, m.publishFailures, m.oldestUnsentAge)
 	}
 	return m
 }
@@ -59,5 +73,17 @@ func (m *Metrics) relayed(n int) {
 func (m *Metrics) pending(n int) {
 	if m != nil {
 		m.outboxPending.Set(float64(n))
+	}
+}
+
+func (m *Metrics) publishFailed() {
+	if m != nil {
+		m.publishFailures.Inc()
+	}
+}
+
+func (m *Metrics) oldestUnsent(d time.Duration) {
+	if m != nil {
+		m.oldestUnsentAge.Set(max(d, 0).Seconds())
 	}
 }

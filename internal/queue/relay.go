@@ -2,11 +2,16 @@ package queue
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stratadev/strata"
 	"github.com/stratadev/strata/internal/storage/sqldb"
 )
@@ -16,6 +21,19 @@ const purgeEvery = time.Minute
 
 // markTimeout bounds marking published rows sent.
 const markTimeout = 5 * time.Second
+
+// The back-off of an outbox row whose publish failed: after failure n
+// (1-based) the row waits between half and all of
+// min(RetryBackoffMax, RetryBackoffBase * 2^(n-1)) before the relay tries
+// it again. The jitter spreads the retries of rows that failed together;
+// the lower half bound keeps a failing row from being retried at once.
+const (
+	RetryBackoffBase = time.Second
+	RetryBackoffMax  = 5 * time.Minute
+)
+
+// maxLastErrorLen bounds the error text kept in an outbox row.
+const maxLastErrorLen = 1024
 
 // RelayConfig tunes the outbox relay.
 type RelayConfig struct {
@@ -47,6 +65,18 @@ type RelayConfig struct {
 // Several relays over the same databases (one per worker instance) are
 // safe, for the same reason, but do duplicate work. One Relay value runs
 // one Run at a time.
+//
+// A row whose publish fails (its subject is captured by no stream, say)
+// does not hold up the rows after it: the relay records the failure on the
+// row (attempts, last_error), puts it off with back-off (see
+// RetryBackoffBase) and goes on with the next rows. Such a row is retried
+// forever; the metrics strata_outbox_publish_failures_total and
+// strata_outbox_oldest_unsent_seconds let operators notice it. Failures
+// that show the connection to NATS is down are not the row's fault: the
+// relay stops its pass at once (connection closed, no servers, JetStream
+// disabled) or after two consecutive rows failed alike (timeouts and "no
+// responders", which one bad subject can cause too), and tries again on the
+// next pass, so an outage is not met with a publish per row.
 type Relay struct {
 	router *sqldb.Router
 	pub    Publisher
@@ -115,29 +145,28 @@ func (r *Relay) pass(ctx context.Context) {
 	now := r.clock.Now()
 	purge := r.cfg.RetainSent > 0 && now.Sub(r.lastPurge) >= purgeEvery
 	pending := 0
+	var oldest time.Duration
+	down := false
 	for _, db := range r.router.DBs() {
-		for ctx.Err() == nil {
-			n, full, err := r.relayBatch(ctx, db)
-			r.cfg.Metrics.relayed(n)
-			if err != nil {
-				if ctx.Err() == nil {
-					r.logger.Error("relay outbox", "db", db.Name(), "err", err)
-				}
-				break
-			}
-			if !full {
-				break
-			}
+		// With NATS unreachable the other databases wait for the next pass.
+		if !down {
+			down = r.relayDB(ctx, db)
 		}
 		if purge {
 			if err := r.purge(ctx, db, now.Add(-r.cfg.RetainSent)); err != nil && ctx.Err() == nil {
-				r.logger.Error("purge outbox", "db", db.Name(), "err", err)
+				r.logger.Error("purge outbox", "db", db.Name(), "error", err)
 			}
 		}
 		if r.cfg.Metrics != nil {
 			var n int
-			if err := db.Writer().QueryRowContext(ctx, "SELECT count(*) FROM outbox_events WHERE sent_at IS NULL").Scan(&n); err == nil {
+			var created sql.NullInt64
+			err := db.Writer().QueryRowContext(ctx,
+				"SELECT count(*), min(created_at) FROM outbox_events WHERE sent_at IS NULL").Scan(&n, &created)
+			if err == nil {
 				pending += n
+				if created.Valid {
+					oldest = max(oldest, r.clock.Now().Sub(time.UnixMilli(created.Int64)))
+				}
 			}
 		}
 	}
@@ -145,53 +174,176 @@ func (r *Relay) pass(ctx context.Context) {
 		r.lastPurge = now
 	}
 	r.cfg.Metrics.pending(pending)
+	r.cfg.Metrics.oldestUnsent(oldest)
+}
+
+// relayDB relays db's due rows batch after batch. It reports whether the
+// queue looked unreachable.
+func (r *Relay) relayDB(ctx context.Context, db *sqldb.DB) (down bool) {
+	for ctx.Err() == nil {
+		res, err := r.relayBatch(ctx, db)
+		r.cfg.Metrics.relayed(res.sent)
+		if err != nil {
+			if ctx.Err() == nil {
+				r.logger.Error("relay outbox", "db", db.Name(), "error", err)
+			}
+			return res.down
+		}
+		if !res.more {
+			return false
+		}
+	}
+	return false
 }
 
 type outboxRow struct {
 	id, subject, payload string
+	attempts             int64
 }
 
-// relayBatch publishes up to BatchSize unsent rows of db and marks those
-// the server acknowledged. It reports how many it marked and whether the
-// batch was full (more may be waiting).
-func (r *Relay) relayBatch(ctx context.Context, db *sqldb.DB) (int, bool, error) {
+type batchResult struct {
+	sent int  // rows published and marked sent
+	more bool // the batch was full: more rows may be due
+	down bool // the queue looked unreachable; the batch stopped early
+}
+
+// relayBatch publishes up to BatchSize due rows of db, marks those the
+// server acknowledged and puts off those that failed.
+func (r *Relay) relayBatch(ctx context.Context, db *sqldb.DB) (batchResult, error) {
+	batch, err := r.readDue(ctx, db)
+	if err != nil {
+		return batchResult{}, err
+	}
+
+	var published []outboxRow
+	var prevConnErr error // the connection-level error of the previous row
+	var stopErr error
+	for _, row := range batch {
+		err := r.pub.Publish(ctx, row.subject, row.id, []byte(row.payload))
+		if err == nil {
+			published = append(published, row)
+			prevConnErr = nil
+			continue
+		}
+		if ctx.Err() != nil {
+			break // shutting down: not the row's fault
+		}
+		r.cfg.Metrics.publishFailed()
+		err = fmt.Errorf("publish %s: %w", row.id, err)
+		if connectionDown(err) {
+			stopErr = err
+			break
+		}
+		if rerr := r.putOff(ctx, db, row, err); rerr != nil {
+			stopErr = rerr
+			break
+		}
+		if maybeConnection(err) {
+			if prevConnErr != nil && sameError(prevConnErr, err) {
+				stopErr = fmt.Errorf("two rows in a row failed alike, nats looks unreachable: %w", err)
+				break
+			}
+			prevConnErr = err
+		} else {
+			prevConnErr = nil
+		}
+	}
+	res := batchResult{down: stopErr != nil && (connectionDown(stopErr) || maybeConnection(stopErr))}
+	if err := r.markSent(ctx, db, published); err != nil {
+		return res, err
+	}
+	res.sent = len(published)
+	res.more = stopErr == nil && ctx.Err() == nil && len(batch) == r.cfg.BatchSize
+	return res, stopErr
+}
+
+// readDue reads up to BatchSize unsent rows of db that are due, in id order.
+func (r *Relay) readDue(ctx context.Context, db *sqldb.DB) ([]outboxRow, error) {
 	// Read from the writer: a replica could lag behind and miss new rows.
 	rows, err := db.Writer().QueryContext(ctx,
-		"SELECT id, subject, payload FROM outbox_events WHERE sent_at IS NULL ORDER BY id LIMIT $1", r.cfg.BatchSize)
+		"SELECT id, subject, payload, attempts FROM outbox_events WHERE sent_at IS NULL AND next_attempt_at <= $1 ORDER BY id LIMIT $2",
+		r.clock.Now().UnixMilli(), r.cfg.BatchSize)
 	if err != nil {
-		return 0, false, fmt.Errorf("read outbox: %w", err)
+		return nil, sqldb.Translate(fmt.Errorf("read outbox: %w", err))
 	}
 	var batch []outboxRow
 	for rows.Next() {
 		var row outboxRow
-		if err := rows.Scan(&row.id, &row.subject, &row.payload); err != nil {
+		if err := rows.Scan(&row.id, &row.subject, &row.payload, &row.attempts); err != nil {
 			rows.Close()
-			return 0, false, fmt.Errorf("read outbox: %w", err)
+			return nil, sqldb.Translate(fmt.Errorf("read outbox: %w", err))
 		}
 		batch = append(batch, row)
 	}
 	// Close before publishing: on SQLite the writer is one connection, and
-	// the mark below needs it.
+	// the updates after the publishes need it.
 	if err := rows.Close(); err != nil {
-		return 0, false, fmt.Errorf("read outbox: %w", err)
+		return nil, sqldb.Translate(fmt.Errorf("read outbox: %w", err))
 	}
 	if err := rows.Err(); err != nil {
-		return 0, false, fmt.Errorf("read outbox: %w", err)
+		return nil, sqldb.Translate(fmt.Errorf("read outbox: %w", err))
 	}
+	return batch, nil
+}
 
-	published := 0
-	var pubErr error
-	for _, row := range batch {
-		if pubErr = r.pub.Publish(ctx, row.subject, row.id, []byte(row.payload)); pubErr != nil {
-			pubErr = fmt.Errorf("publish %s: %w", row.id, pubErr)
-			break
+// putOff records the failed publish of row and schedules its retry.
+func (r *Relay) putOff(ctx context.Context, db *sqldb.DB, row outboxRow, pubErr error) error {
+	delay := retryDelay(uint64(row.attempts)+1, rand.Int64N)
+	_, err := db.Writer().ExecContext(ctx,
+		"UPDATE outbox_events SET attempts = attempts + 1, next_attempt_at = $1, last_error = $2 WHERE id = $3 AND sent_at IS NULL",
+		r.clock.Now().Add(delay).UnixMilli(), truncate(pubErr.Error(), maxLastErrorLen), row.id)
+	if err != nil {
+		return sqldb.Translate(fmt.Errorf("record failed publish of %s: %w", row.id, err))
+	}
+	r.logger.Warn("publish outbox row", "db", db.Name(), "msg_id", row.id, "subject", row.subject,
+		"attempts", row.attempts+1, "retry_in", delay, "error", pubErr)
+	return nil
+}
+
+// retryDelay returns how long a row waits after its publish failed for the
+// n-th time (1-based): uniform in [c/2, c] where
+// c = min(RetryBackoffMax, RetryBackoffBase·2^(n-1)).
+func retryDelay(n uint64, randN func(int64) int64) time.Duration {
+	c := backoffCeiling(n, RetryBackoffBase, RetryBackoffMax)
+	half := c / 2
+	return c - half + time.Duration(randN(int64(half)+1))
+}
+
+// connectionDown reports whether err shows that no publish can succeed
+// now, whatever the subject.
+func connectionDown(err error) bool {
+	for _, target := range []error{
+		nats.ErrConnectionClosed, nats.ErrNoServers, nats.ErrConnectionDraining,
+		nats.ErrDisconnected, nats.ErrConnectionReconnecting,
+		jetstream.ErrJetStreamNotEnabled, jetstream.ErrJetStreamNotEnabledForAccount,
+	} {
+		if errors.Is(err, target) {
+			return true
 		}
-		published++
 	}
-	if err := r.markSent(ctx, db, batch[:published]); err != nil {
-		return 0, false, err
+	return false
+}
+
+// maybeConnection reports whether err is a timeout or a missing
+// responder: an unreachable server, or only a subject no stream captures.
+func maybeConnection(err error) bool {
+	return errorKind(err) != ""
+}
+
+// sameError reports whether a and b are connection-level errors of one kind.
+func sameError(a, b error) bool {
+	k := errorKind(a)
+	return k != "" && k == errorKind(b)
+}
+
+func errorKind(err error) string {
+	switch {
+	case errors.Is(err, nats.ErrNoResponders), errors.Is(err, jetstream.ErrNoStreamResponse):
+		return "no_responders"
+	case errors.Is(err, nats.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
+		return "timeout"
 	}
-	return published, pubErr == nil && len(batch) == r.cfg.BatchSize, pubErr
+	return ""
 }
 
 func (r *Relay) markSent(ctx context.Context, db *sqldb.DB, rows []outboxRow) error {
@@ -211,7 +363,7 @@ func (r *Relay) markSent(ctx context.Context, db *sqldb.DB, rows []outboxRow) er
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), markTimeout)
 	defer cancel()
 	if _, err := db.Writer().ExecContext(ctx, q, args...); err != nil {
-		return fmt.Errorf("mark outbox rows sent: %w", err)
+		return sqldb.Translate(fmt.Errorf("mark outbox rows sent: %w", err))
 	}
 	return nil
 }
@@ -220,7 +372,7 @@ func (r *Relay) purge(ctx context.Context, db *sqldb.DB, before time.Time) error
 	res, err := db.Writer().ExecContext(ctx,
 		"DELETE FROM outbox_events WHERE sent_at IS NOT NULL AND sent_at < $1", before.UnixMilli())
 	if err != nil {
-		return err
+		return sqldb.Translate(fmt.Errorf("purge outbox: %w", err))
 	}
 	if n, _ := res.RowsAffected(); n > 0 {
 		r.logger.Debug("purged outbox", "db", db.Name(), "rows", n)
