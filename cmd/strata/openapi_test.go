@@ -10,11 +10,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/stratadev/strata"
-	"github.com/stratadev/strata/internal/auth"
-	"github.com/stratadev/strata/internal/auth/authsql"
-	"github.com/stratadev/strata/internal/auth/password"
-	"github.com/stratadev/strata/internal/auth/token"
 	"github.com/stratadev/strata/internal/observability"
 	"github.com/stratadev/strata/internal/storage/sqldbtest"
 	"github.com/stretchr/testify/require"
@@ -49,13 +44,9 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	fs := newFlagSet()
 	cfg.registerFlags(fs)
 	require.NoError(t, fs.Parse(nil))
-	router := sqldbtest.Open(t)
-	sealer, err := token.NewSealer(bytes.Repeat([]byte{1}, 32))
+	st := &storage{router: sqldbtest.Open(t), masterKey: bytes.Repeat([]byte{1}, 32)}
+	svc, _, err := st.authService(&cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	require.NoError(t, err)
-	svc := auth.NewService(cfg.auth, auth.Deps{
-		Store: authsql.New(router, strata.SystemClock{}), Shards: router.NumShards(), Sealer: sealer,
-		Clock: strata.SystemClock{}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Hasher: password.NewHasher(password.DefaultParams(), 1),
-	})
 	all := map[string]bool{}
 	for _, r := range knownRoles {
 		all[r] = true

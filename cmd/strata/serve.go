@@ -16,9 +16,6 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/stratadev/strata"
 	"github.com/stratadev/strata/internal/auth"
-	"github.com/stratadev/strata/internal/auth/authsql"
-	"github.com/stratadev/strata/internal/auth/password"
-	"github.com/stratadev/strata/internal/auth/token"
 	"github.com/stratadev/strata/internal/httpx"
 	"github.com/stratadev/strata/internal/mail"
 	"github.com/stratadev/strata/internal/observability"
@@ -75,18 +72,14 @@ func serveCmd(ctx context.Context, s *settings, stdout, stderr io.Writer) error 
 		relay = queue.NewRelay(st.router, q.client, queue.RelayConfig{Metrics: qmetrics}, logger, clock)
 		goBG("outbox relay", relay.Run)
 	}
-	sealer, err := token.NewSealer(st.masterKey)
-	if err != nil {
-		return fmt.Errorf("master-key: %w", err)
-	}
-	deps := auth.Deps{
-		Store: authsql.New(st.router, clock), Shards: s.shards, Sealer: sealer, Clock: clock, Logger: logger,
-		Hasher: password.NewHasher(s.argon2Params(), 0),
-	}
+	var notify func()
 	if relay != nil {
-		deps.NotifyOutbox = relay.Notify
+		notify = relay.Notify
 	}
-	authSvc := auth.NewService(s.auth, deps)
+	authSvc, sealer, err := st.authService(s, logger, notify)
+	if err != nil {
+		return err
+	}
 
 	if roles["auth"] {
 		if err := authSvc.Start(ctx); err != nil {

@@ -8,12 +8,17 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/stratadev/strata"
+	"github.com/stratadev/strata/internal/auth"
 	"github.com/stratadev/strata/internal/auth/authsql"
+	"github.com/stratadev/strata/internal/auth/password"
+	"github.com/stratadev/strata/internal/auth/token"
 	"github.com/stratadev/strata/internal/queue"
 	"github.com/stratadev/strata/internal/storage/sqldb"
 )
@@ -59,6 +64,21 @@ func openStorage(ctx context.Context, s *settings) (*storage, error) {
 }
 
 func (st *storage) close() error { return st.router.Close() }
+
+// authService builds the auth module on this storage. notify, when set,
+// wakes the in-process outbox relay.
+func (st *storage) authService(s *settings, logger *slog.Logger, notify func()) (*auth.Service, *token.Sealer, error) {
+	sealer, err := token.NewSealer(st.masterKey)
+	if err != nil {
+		return nil, nil, fmt.Errorf("master-key: %w", err)
+	}
+	clock := strata.SystemClock{}
+	svc := auth.NewService(s.auth, auth.Deps{
+		Store: authsql.New(st.router, clock), Shards: st.router.NumShards(), Sealer: sealer, Clock: clock,
+		Logger: logger, Hasher: password.NewHasher(s.argon2Params(), 0), NotifyOutbox: notify,
+	})
+	return svc, sealer, nil
+}
 
 // deployment is written once, when a data directory is first used: the
 // logical shard count can never change afterwards, because every stored

@@ -9,10 +9,6 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/stratadev/strata"
-	"github.com/stratadev/strata/internal/auth"
-	"github.com/stratadev/strata/internal/auth/authsql"
-	"github.com/stratadev/strata/internal/auth/password"
-	"github.com/stratadev/strata/internal/auth/token"
 	"github.com/stratadev/strata/internal/observability"
 	"golang.org/x/term"
 )
@@ -49,15 +45,11 @@ func usersCommand(getenv func(string) string, stdin io.Reader, stdout, stderr io
 				return err
 			}
 			defer st.close()
-			sealer, err := token.NewSealer(st.masterKey)
-			if err != nil {
-				return fmt.Errorf("master-key: %w", err)
-			}
 			logger, _ := observability.NewLogger(stderr, s.logFormat, s.logLevel)
-			svc := auth.NewService(s.auth, auth.Deps{
-				Store: authsql.New(st.router, strata.SystemClock{}), Shards: s.shards, Sealer: sealer,
-				Clock: strata.SystemClock{}, Logger: logger, Hasher: password.NewHasher(s.argon2Params(), 0),
-			})
+			svc, _, err := st.authService(&s, logger, nil)
+			if err != nil {
+				return err
+			}
 			u, err := svc.CreateUser(ctx, email, name, plain, []strata.Role{r})
 			if err != nil {
 				return err
