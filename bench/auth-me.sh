@@ -66,11 +66,12 @@ for round in $(seq "$ROUNDS"); do
 		PPROF=$(sed -n 's/.*pprof on \(http:\/\/[^ ]*\)\/debug.*/\1/p' "$WORK/strata.out")
 		seconds=$(( ${DURATION%s} > 2 ? ${DURATION%s} - 1 : 1 ))
 		curl -sf -o "$PROFILE" "$PPROF/debug/pprof/profile?seconds=$seconds" &
-		started $!
+		PROF_PID=$!
+		started "$PROF_PID"
 	fi
 	load strata "$STRATA_URL/v1/auth/me"
+	[ -z "${PROF_PID:-}" ] || { wait "$PROF_PID" || echo "profile failed" >&2; PROF_PID=; }
 done
-wait
 echo
 awk '{sum[$1] += $2; n[$1]++}
 	END {

@@ -29,7 +29,11 @@ machine() {
 	echo "cpu:     $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), nproc $(nproc)"
 	echo "load:    $(cut -d' ' -f1-3 /proc/loadavg) (1, 5, 15 min)"
 	echo "go:      $(go version | cut -d' ' -f3-)"
-	echo "commit:  $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet 2>/dev/null || echo ' (dirty tree)')"
+	if [ -n "${BENCH_COMMIT:-}" ]; then
+		echo "commit:  $BENCH_COMMIT"
+	else
+		echo "commit:  $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet 2>/dev/null || echo ' (uncommitted changes)')"
+	fi
 }
 
 build_strata() {

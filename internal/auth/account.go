@@ -126,7 +126,11 @@ func (s *Service) VerifyEmail(ctx context.Context, raw string) (*User, error) {
 		}
 		return s.audit(ctx, tx, u.ID, EventEmailVerified, now, nil)
 	})
-	return u, err
+	if err != nil {
+		return nil, err
+	}
+	s.forgetUser(u.ID)
+	return u, nil
 }
 
 // forgotPerAddress bounds reset requests per client address per
@@ -246,6 +250,7 @@ func (s *Service) ResetPassword(ctx context.Context, raw, plain string) error {
 	if err != nil {
 		return err
 	}
+	s.forgetUser(u.ID)
 	s.clearThrottle(ctx, s.throttleKeys(ctx, u.Email).account)
 	return nil
 }
@@ -288,5 +293,9 @@ func (s *Service) SetRoles(ctx context.Context, id strata.ID, roles []strata.Rol
 		}
 		return s.audit(ctx, tx, u.ID, EventRoleChanged, now, detail)
 	})
-	return u, err
+	if err != nil {
+		return nil, err
+	}
+	s.forgetUser(u.ID)
+	return u, nil
 }

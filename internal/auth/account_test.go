@@ -33,12 +33,14 @@ func TestEmailVerification(t *testing.T) {
 	msg := h.mail.waitFor(t, "verify@example.com", "Confirm")
 	require.Contains(t, msg.Body, h.cfg.PublicURL+"/verify-email?token=")
 	tok := linkToken(t, msg.Body)
+	before := h.do("GET", "/v1/auth/me", nil, bearer(tk.Access)...)
+	require.Equal(t, false, before.json(t)["email_verified"], "the profile is now cached")
 
 	r := h.do("POST", "/v1/auth/email/verify", map[string]string{"token": tok})
 	require.Equal(t, http.StatusOK, r.status, "body: %s", r.body)
 	require.Equal(t, true, r.json(t)["email_verified"])
 	me := h.do("GET", "/v1/auth/me", nil, bearer(tk.Access)...)
-	require.Equal(t, true, me.json(t)["email_verified"])
+	require.Equal(t, true, me.json(t)["email_verified"], "a change on this instance drops the cached profile")
 
 	again := h.do("POST", "/v1/auth/email/verify", map[string]string{"token": tok})
 	require.Equal(t, http.StatusBadRequest, again.status)

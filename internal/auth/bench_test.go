@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -128,6 +129,7 @@ func (s *sink) reset() {
 //   - cold-nocache: one token with the cache disabled (auth-token-cache 0).
 //   - warm: one token served from the cache — every later request.
 //   - warm-parallel: 64 cached tokens from GOMAXPROCS goroutines.
+//   - ratio: cold and cold-nocache over ed25519, warm over passthrough.
 func BenchmarkAuthenticate(b *testing.B) {
 	noop := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
 	chain := func(svc *auth.Service) http.Handler {
@@ -143,6 +145,7 @@ func BenchmarkAuthenticate(b *testing.B) {
 	}
 	svc := benchService(b)
 	nocache := benchService(b, func(c *auth.Config) { c.TokenCacheSize = 0 })
+	t := timings{}
 
 	b.Run("ed25519.Verify", func(b *testing.B) {
 		raw := strings.TrimPrefix(mintTokens(b, svc, 1)[0], "Bearer ")
@@ -161,6 +164,7 @@ func BenchmarkAuthenticate(b *testing.B) {
 				b.Fatal("bad signature")
 			}
 		}
+		t.record(b, "ed25519")
 	})
 	b.Run("passthrough", func(b *testing.B) {
 		p := &strata.Principal{UserID: strata.NewID(auth.PrefixUser, 1, strata.SystemClock{}.Now()), Roles: []strata.Role{strata.RoleBuyer}}
@@ -178,6 +182,7 @@ func BenchmarkAuthenticate(b *testing.B) {
 		for b.Loop() {
 			serve(b, h, req, w, tok)
 		}
+		t.record(b, "passthrough")
 	})
 	b.Run("cold", func(b *testing.B) {
 		h, req, w := chain(svc), httptest.NewRequest("GET", "/v1/auth/me", nil), &sink{h: http.Header{}}
@@ -186,6 +191,7 @@ func BenchmarkAuthenticate(b *testing.B) {
 		for i := range b.N {
 			serve(b, h, req, w, toks[i])
 		}
+		t.record(b, "cold")
 	})
 	b.Run("cold-nocache", func(b *testing.B) {
 		h, req, w := chain(nocache), httptest.NewRequest("GET", "/v1/auth/me", nil), &sink{h: http.Header{}}
@@ -193,6 +199,7 @@ func BenchmarkAuthenticate(b *testing.B) {
 		for b.Loop() {
 			serve(b, h, req, w, tok)
 		}
+		t.record(b, "cold-nocache")
 	})
 	b.Run("warm", func(b *testing.B) {
 		h, req, w := chain(svc), httptest.NewRequest("GET", "/v1/auth/me", nil), &sink{h: http.Header{}}
@@ -201,6 +208,7 @@ func BenchmarkAuthenticate(b *testing.B) {
 		for b.Loop() {
 			serve(b, h, req, w, tok)
 		}
+		t.record(b, "warm")
 	})
 	b.Run("warm-parallel", func(b *testing.B) {
 		h := chain(svc)
@@ -221,6 +229,7 @@ func BenchmarkAuthenticate(b *testing.B) {
 			}
 		})
 	})
+	t.report(b, [2]string{"cold", "ed25519"}, [2]string{"cold-nocache", "ed25519"}, [2]string{"warm", "passthrough"})
 }
 
 // BenchmarkEd25519Sign is the anchor of token.BenchmarkSign (issuing an
@@ -316,8 +325,10 @@ func BenchmarkLogin(b *testing.B) {
 		_, err := svc.Login(ctx, "login@example.com", goodPassword)
 		return err
 	}
-	benchOps(b, "argon2id.Verify", anchor, "logins/s")
-	benchOps(b, "Service.Login", login, "logins/s")
+	t := timings{}
+	benchOps(b, t, "argon2id.Verify", anchor, "logins/s")
+	benchOps(b, t, "Service.Login", login, "logins/s")
+	t.report(b, [2]string{"Service.Login", "argon2id.Verify"}, [2]string{"Service.Login-parallel", "argon2id.Verify-parallel"})
 }
 
 // BenchmarkSignup measures Service.Signup with a new email each iteration,
@@ -336,19 +347,56 @@ func BenchmarkSignup(b *testing.B) {
 		_, err := svc.Signup(ctx, auth.SignupRequest{Email: email, Password: goodPassword, Name: "Bench User"})
 		return err
 	}
-	benchOps(b, "argon2id.Hash", anchor, "signups/s")
-	benchOps(b, "Service.Signup", signup, "signups/s")
+	t := timings{}
+	benchOps(b, t, "argon2id.Hash", anchor, "signups/s")
+	benchOps(b, t, "Service.Signup", signup, "signups/s")
+	t.report(b, [2]string{"Service.Signup", "argon2id.Hash"}, [2]string{"Service.Signup-parallel", "argon2id.Hash-parallel"})
+}
+
+// timings keeps the ns/op of the last run of each sub-benchmark of one
+// benchmark at each GOMAXPROCS (-cpu runs every sub-benchmark at each
+// setting in turn), so that a final "ratio" sub-benchmark can set each figure
+// against its anchor measured moments before in the same process. Run
+// with -count 1 and repeat the go test command to get several ratios:
+// with -count N each sub-benchmark repeats N times in a row, and only the
+// last run of each is compared.
+type timings map[string]float64
+
+func (t timings) record(b *testing.B, name string) {
+	if b.N > 0 {
+		t[timingKey(name)] = float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+	}
+}
+
+func timingKey(name string) string { return fmt.Sprintf("%s@%d", name, runtime.GOMAXPROCS(0)) }
+
+// report runs the sub-benchmark "ratio", which does no work and reports
+// the time of each pair's first name over its second's.
+func (t timings) report(b *testing.B, pairs ...[2]string) {
+	b.Run("ratio", func(b *testing.B) {
+		b.ReportMetric(0, "ns/op")
+		for _, p := range pairs {
+			if x, y := t[timingKey(p[0])], t[timingKey(p[1])]; x > 0 && y > 0 {
+				b.ReportMetric(x/y, p[0]+"/"+p[1])
+			}
+		}
+	})
 }
 
 // benchOps runs op as sub-benchmark name, serially and with RunParallel,
-// reporting the rate as unit (per core when serial).
-func benchOps(b *testing.B, name string, op func() error, unit string) {
+// reporting the rate as unit (per core when serial) and recording both
+// timings in t.
+func benchOps(b *testing.B, t timings, name string, op func() error, unit string) {
 	b.Run(name, func(b *testing.B) {
-		for b.Loop() {
+		// Not b.Loop: a b.Loop benchmark is measured in its first call,
+		// which under -cpu 1,2 runs at the GOMAXPROCS the previous
+		// sub-benchmark left behind.
+		for range b.N {
 			if err := op(); err != nil {
 				b.Fatal(err)
 			}
 		}
+		t.record(b, name)
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), strings.TrimSuffix(unit, "/s")+"/s/core")
 	})
 	b.Run(name+"-parallel", func(b *testing.B) {
@@ -360,6 +408,7 @@ func benchOps(b *testing.B, name string, op func() error, unit string) {
 				}
 			}
 		})
+		t.record(b, name+"-parallel")
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), unit)
 	})
 }

@@ -24,6 +24,7 @@ type Config struct {
 	PasswordResetTTL  time.Duration
 	PublicURL         string
 	TokenCacheSize    int
+	UserCacheTTL      time.Duration
 
 	Argon2Memory  uint32 // KiB
 	Argon2Time    uint32
@@ -53,6 +54,7 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.PasswordResetTTL, "auth-password-reset-ttl", time.Hour, "lifetime of a password reset token")
 	fs.StringVar(&c.PublicURL, "public-url", "http://localhost:8080", "the address users reach Strata at, used in mailed links")
 	fs.IntVar(&c.TokenCacheSize, "auth-token-cache", 10000, "verified access tokens kept in memory per instance (0 disables)")
+	fs.DurationVar(&c.UserCacheTTL, "auth-user-cache-ttl", 5*time.Second, "how long an instance serves a user's profile (GET /v1/auth/me) from memory; another instance's change shows after at most this long (0 disables)")
 	fs.Uint32Var(&c.Argon2Memory, "argon2-memory", 19*1024, "argon2id memory per hash in KiB (OWASP minimum 19456)")
 	fs.Uint32Var(&c.Argon2Time, "argon2-time", 2, "argon2id iterations (OWASP minimum 2 at 19 MiB)")
 	fs.Uint8Var(&c.Argon2Threads, "argon2-threads", 1, "argon2id parallelism")
@@ -98,6 +100,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("auth-refresh-reuse-grace: must be between 0 and 1m, got %s", c.RefreshReuseGrace)
 	case c.TokenCacheSize < 0:
 		return fmt.Errorf("auth-token-cache: must not be negative")
+	case c.UserCacheTTL < 0 || c.UserCacheTTL > time.Minute:
+		return fmt.Errorf("auth-user-cache-ttl: must be between 0 and 1m, got %s", c.UserCacheTTL)
 	case c.PasswordMin < 8:
 		return fmt.Errorf("password-min-length: must be at least 8, got %d", c.PasswordMin)
 	case c.ThrottleAccountFailures < 1:

@@ -15,6 +15,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/maypok86/otter/v2"
 	"github.com/stratadev/strata"
 	"github.com/stratadev/strata/internal/auth/password"
 	"github.com/stratadev/strata/internal/auth/token"
@@ -35,7 +36,11 @@ type Service struct {
 	log     *slog.Logger
 	notify  func() // wakes the outbox relay after a commit that wrote events
 	verifyr *token.Verifier
+	users   *otter.Cache[strata.ID, User] // profiles for Me; nil when disabled
 }
+
+// userCacheSize bounds the profiles an instance keeps for Me.
+const userCacheSize = 10000
 
 // Deps are the collaborators of a Service.
 type Deps struct {
@@ -70,7 +75,21 @@ func NewService(cfg Config, d Deps) *Service {
 	s.ring = token.NewRing(s.loadKeys, d.Clock, cfg.KeyRefresh)
 	s.signer = token.NewSigner(cfg.Issuer, cfg.Audience, cfg.AccessTTL, d.Clock)
 	s.verifyr = token.NewVerifier(s.ring, cfg.Issuer, cfg.Audience, 30*time.Second, d.Clock, cfg.TokenCacheSize)
+	if cfg.UserCacheTTL > 0 {
+		s.users = otter.Must(&otter.Options[strata.ID, User]{
+			MaximumSize:      userCacheSize,
+			ExpiryCalculator: otter.ExpiryWriting[strata.ID, User](cfg.UserCacheTTL),
+		})
+	}
 	return s
+}
+
+// forgetUser drops a cached profile after this instance changed the user.
+// Other instances see the change within auth-user-cache-ttl.
+func (s *Service) forgetUser(id strata.ID) {
+	if s.users != nil {
+		s.users.Invalidate(id)
+	}
 }
 
 // Verifier returns the access-token verifier other modules authenticate
@@ -326,11 +345,24 @@ func (s *Service) Me(ctx context.Context) (*User, error) {
 	if p == nil {
 		return nil, errUnauthenticated
 	}
+	if s.users != nil {
+		if u, ok := s.users.GetIfPresent(p.UserID); ok {
+			return &u, nil
+		}
+	}
 	u, err := s.store.UserByID(ctx, p.UserID)
 	if strata.ErrorCode(err) == strata.CodeNotFound {
 		return nil, &strata.Error{Code: strata.CodeUnauthenticated, Reason: "user_not_found", Message: "the account of this token no longer exists"}
 	}
-	return u, err
+	if err != nil {
+		return nil, err
+	}
+	if s.users != nil {
+		c := *u
+		c.PasswordHash = "" // the cache serves profiles only
+		s.users.Set(u.ID, c)
+	}
+	return u, nil
 }
 
 var errUnauthenticated = &strata.Error{Code: strata.CodeUnauthenticated, Reason: "token_missing", Message: "a bearer access token is required"}

@@ -71,11 +71,17 @@ func WithLogger(ctx context.Context, logger *slog.Logger) context.Context {
 	return context.WithValue(ctx, loggerKey{}, logger)
 }
 
-// Logger returns the logger stored in ctx by WithLogger, or a logger that
-// discards everything; it never returns nil.
+// Logger returns the logger stored in ctx by WithLogger, with the request
+// id of ctx as the attribute request_id when there is one, or a logger
+// that discards everything; it never returns nil. The attribute is added
+// here, on use, so requests that log nothing pay nothing for it.
 func Logger(ctx context.Context) *slog.Logger {
-	if l, ok := ctx.Value(loggerKey{}).(*slog.Logger); ok && l != nil {
-		return l
+	l, ok := ctx.Value(loggerKey{}).(*slog.Logger)
+	if !ok || l == nil {
+		return slog.New(slog.DiscardHandler)
 	}
-	return slog.New(slog.DiscardHandler)
+	if id := RequestIDFrom(ctx); id != "" {
+		return l.With(slog.String("request_id", id))
+	}
+	return l
 }

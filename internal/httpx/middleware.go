@@ -78,11 +78,7 @@ func AccessLog(logger *slog.Logger) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := time.Now()
-			l := logger
-			if id := RequestIDFrom(r.Context()); id != "" {
-				l = logger.With(slog.String("request_id", id))
-			}
-			r = r.WithContext(WithLogger(r.Context(), l))
+			r = r.WithContext(WithLogger(r.Context(), logger))
 			r, route := CaptureRoute(r)
 			rw := NewResponseWriter(w)
 			// Deferred so that a request whose panic passes through is logged too.
@@ -91,7 +87,11 @@ func AccessLog(logger *slog.Logger) func(http.Handler) http.Handler {
 				if quietPath(r.URL.Path) {
 					level = slog.LevelDebug
 				}
-				l.LogAttrs(r.Context(), level, "http request",
+				if !logger.Enabled(r.Context(), level) {
+					return
+				}
+				logger.LogAttrs(r.Context(), level, "http request",
+					slog.String("request_id", RequestIDFrom(r.Context())),
 					slog.String("method", r.Method),
 					slog.String("route", route()),
 					slog.String("path", r.URL.Path),
