@@ -20,7 +20,7 @@ type userJSON struct {
 	Name          string        `json:"name"`
 	Roles         []strata.Role `json:"roles"`
 	EmailVerified bool          `json:"email_verified"`
-	CreatedAt     time.Time     `json:"created_at"`
+	CreatedAt     string        `json:"created_at"` // RFC 3339, milliseconds, UTC
 }
 
 func toUserJSON(u *User) userJSON {
@@ -28,7 +28,7 @@ func toUserJSON(u *User) userJSON {
 	if roles == nil {
 		roles = []strata.Role{}
 	}
-	return userJSON{ID: u.ID, Email: u.Email, Name: u.Name, Roles: roles, EmailVerified: u.EmailVerified, CreatedAt: u.CreatedAt.UTC().Truncate(time.Millisecond)}
+	return userJSON{ID: u.ID, Email: u.Email, Name: u.Name, Roles: roles, EmailVerified: u.EmailVerified, CreatedAt: u.CreatedAt.UTC().Format("2006-01-02T15:04:05.000Z07:00")}
 }
 
 type tokenJSON struct {
@@ -154,13 +154,13 @@ func handleVerifyEmail(s *Service) http.Handler {
 
 func handleMe(s *Service) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		u, err := s.Me(r.Context())
+		p, err := s.profile(r.Context())
 		if err != nil {
 			httpx.WriteError(w, r, err)
 			return
 		}
 		w.Header().Set("Cache-Control", "private, no-store")
-		httpx.WriteJSON(w, http.StatusOK, toUserJSON(u))
+		httpx.WriteJSONBytes(w, http.StatusOK, p.body)
 	})
 }
 

@@ -12,7 +12,8 @@ import (
 func Routes(mux *httpx.Mux, s *Service, trustProxy bool) {
 	client := withClient(trustProxy)
 	authn := httpx.Authenticate(s.Verifier())
-	user := func(h http.Handler) http.Handler { return httpx.Chain(h, client, authn, httpx.RequireAuth()) }
+	// Reading one's own profile records nothing about the client.
+	user := func(h http.Handler) http.Handler { return httpx.Chain(h, authn, httpx.RequireAuth()) }
 	admin := func(h http.Handler) http.Handler {
 		return httpx.Chain(h, client, authn, httpx.RequireAuth(strata.RoleAdmin))
 	}

@@ -7,6 +7,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/mail"
@@ -36,7 +37,7 @@ type Service struct {
 	log     *slog.Logger
 	notify  func() // wakes the outbox relay after a commit that wrote events
 	verifyr *token.Verifier
-	users   *otter.Cache[strata.ID, User] // profiles for Me; nil when disabled
+	users   *otter.Cache[strata.ID, *profile] // profiles for Me; nil when disabled
 }
 
 // userCacheSize bounds the profiles an instance keeps for Me.
@@ -76,9 +77,9 @@ func NewService(cfg Config, d Deps) *Service {
 	s.signer = token.NewSigner(cfg.Issuer, cfg.Audience, cfg.AccessTTL, d.Clock)
 	s.verifyr = token.NewVerifier(s.ring, cfg.Issuer, cfg.Audience, 30*time.Second, d.Clock, cfg.TokenCacheSize)
 	if cfg.UserCacheTTL > 0 {
-		s.users = otter.Must(&otter.Options[strata.ID, User]{
+		s.users = otter.Must(&otter.Options[strata.ID, *profile]{
 			MaximumSize:      userCacheSize,
-			ExpiryCalculator: otter.ExpiryWriting[strata.ID, User](cfg.UserCacheTTL),
+			ExpiryCalculator: otter.ExpiryWriting[strata.ID, *profile](cfg.UserCacheTTL),
 		})
 	}
 	return s
@@ -339,30 +340,50 @@ func (s *Service) accessToken(u *User, sess strata.ID) (*TokenPair, error) {
 	return &TokenPair{AccessToken: access, ExpiresAt: exp, User: u}, nil
 }
 
-// Me returns the caller's account.
+// profile is a user's account as GET /v1/auth/me shows it, with its JSON
+// encoding, so a cached profile is served without encoding it again.
+type profile struct {
+	user User // without the password hash
+	body []byte
+}
+
+// Me returns the caller's account, without its password hash.
 func (s *Service) Me(ctx context.Context) (*User, error) {
-	p := strata.PrincipalFrom(ctx)
-	if p == nil {
+	p, err := s.profile(ctx)
+	if err != nil {
+		return nil, err
+	}
+	u := p.user
+	return &u, nil
+}
+
+func (s *Service) profile(ctx context.Context) (*profile, error) {
+	pr := strata.PrincipalFrom(ctx)
+	if pr == nil {
 		return nil, errUnauthenticated
 	}
 	if s.users != nil {
-		if u, ok := s.users.GetIfPresent(p.UserID); ok {
-			return &u, nil
+		if p, ok := s.users.GetIfPresent(pr.UserID); ok {
+			return p, nil
 		}
 	}
-	u, err := s.store.UserByID(ctx, p.UserID)
+	u, err := s.store.UserByID(ctx, pr.UserID)
 	if strata.ErrorCode(err) == strata.CodeNotFound {
 		return nil, &strata.Error{Code: strata.CodeUnauthenticated, Reason: "user_not_found", Message: "the account of this token no longer exists"}
 	}
 	if err != nil {
 		return nil, err
 	}
-	if s.users != nil {
-		c := *u
-		c.PasswordHash = "" // the cache serves profiles only
-		s.users.Set(u.ID, c)
+	u.PasswordHash = ""
+	body, err := json.Marshal(toUserJSON(u))
+	if err != nil {
+		return nil, strata.Internal(err)
 	}
-	return u, nil
+	p := &profile{user: *u, body: body}
+	if s.users != nil {
+		s.users.Set(u.ID, p)
+	}
+	return p, nil
 }
 
 var errUnauthenticated = &strata.Error{Code: strata.CodeUnauthenticated, Reason: "token_missing", Message: "a bearer access token is required"}

@@ -18,6 +18,22 @@ type requestIDKey struct{}
 
 type loggerKey struct{}
 
+// requestState is what the server middleware keeps about one request, in
+// one context value: RequestID creates it, AccessLog and CaptureRoute fill
+// it in place, so the request is copied once rather than once per layer.
+type requestState struct {
+	id     string
+	logger *slog.Logger
+	route  routeSlot
+}
+
+type stateKey struct{}
+
+func stateFrom(ctx context.Context) *requestState {
+	st, _ := ctx.Value(stateKey{}).(*requestState)
+	return st
+}
+
 // RequestID is middleware that gives every request an id: it reuses a sane
 // incoming X-Request-Id (1 to 128 printable ASCII characters, no spaces) and
 // otherwise generates a random one. The id is set on the response header and
@@ -29,15 +45,20 @@ func RequestID(next http.Handler) http.Handler {
 			id = newRequestID()
 		}
 		w.Header().Set(HeaderRequestID, id)
-		ctx := context.WithValue(r.Context(), requestIDKey{}, id)
+		ctx := context.WithValue(r.Context(), stateKey{}, &requestState{id: id})
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
 
 // RequestIDFrom returns the request id stored in ctx by RequestID, or "".
 func RequestIDFrom(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey{}).(string)
-	return id
+	if id, ok := ctx.Value(requestIDKey{}).(string); ok {
+		return id
+	}
+	if st := stateFrom(ctx); st != nil {
+		return st.id
+	}
+	return ""
 }
 
 // WithRequestID returns a copy of ctx carrying the request id; RequestID does
@@ -77,6 +98,11 @@ func WithLogger(ctx context.Context, logger *slog.Logger) context.Context {
 // here, on use, so requests that log nothing pay nothing for it.
 func Logger(ctx context.Context) *slog.Logger {
 	l, ok := ctx.Value(loggerKey{}).(*slog.Logger)
+	if !ok {
+		if st := stateFrom(ctx); st != nil {
+			l, ok = st.logger, true
+		}
+	}
 	if !ok || l == nil {
 		return slog.New(slog.DiscardHandler)
 	}

@@ -78,7 +78,11 @@ func AccessLog(logger *slog.Logger) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := time.Now()
-			r = r.WithContext(WithLogger(r.Context(), logger))
+			if st := stateFrom(r.Context()); st != nil {
+				st.logger = logger
+			} else {
+				r = r.WithContext(WithLogger(r.Context(), logger))
+			}
 			r, route := CaptureRoute(r)
 			rw := NewResponseWriter(w)
 			// Deferred so that a request whose panic passes through is logged too.

@@ -76,13 +76,22 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 	if err != nil {
 		panic(fmt.Errorf("httpx: encode %T response: %w", v, err))
 	}
+	WriteJSONBytes(w, status, body)
+}
+
+// WriteJSONBytes answers status with body, JSON its caller encoded already
+// (a cached response, say), followed by a newline.
+func WriteJSONBytes(w http.ResponseWriter, status int, body []byte) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Del("Content-Length")
 	w.WriteHeader(status)
-	_, _ = w.Write(append(body, '\n'))
+	_, _ = w.Write(body)
+	_, _ = w.Write(newline)
 }
+
+var newline = []byte{'\n'}
 
 // WriteError writes err as problem+json; it is the one place where strata
 // error codes become HTTP statuses (see statusOf). An error that is not (and

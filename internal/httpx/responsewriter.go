@@ -82,8 +82,8 @@ type routeSlot struct{ pattern atomic.Pointer[string] }
 // Mux recorded, else the r.Pattern a plain http.ServeMux set on this very
 // request, else "" (no route matched). Nested calls share one slot.
 func CaptureRoute(r *http.Request) (*http.Request, func() string) {
-	slot, ok := r.Context().Value(routeKey{}).(*routeSlot)
-	if !ok {
+	slot := routeSlotFrom(r.Context())
+	if slot == nil {
 		slot = new(routeSlot)
 		r = r.WithContext(context.WithValue(r.Context(), routeKey{}, slot))
 	}
@@ -97,8 +97,20 @@ func CaptureRoute(r *http.Request) (*http.Request, func() string) {
 
 // setRoute records r.Pattern in the slot of CaptureRoute, if there is one.
 func setRoute(r *http.Request) {
-	if slot, ok := r.Context().Value(routeKey{}).(*routeSlot); ok {
+	if slot := routeSlotFrom(r.Context()); slot != nil {
 		p := r.Pattern
 		slot.pattern.Store(&p)
 	}
+}
+
+// routeSlotFrom finds the route slot of a request: its own, or the one in
+// the request state RequestID made.
+func routeSlotFrom(ctx context.Context) *routeSlot {
+	if slot, ok := ctx.Value(routeKey{}).(*routeSlot); ok {
+		return slot
+	}
+	if st := stateFrom(ctx); st != nil {
+		return &st.route
+	}
+	return nil
 }

@@ -82,13 +82,9 @@ func (m *Metrics) HTTPMiddleware(next http.Handler) http.Handler {
 			if pattern == "" {
 				pattern = "unmatched"
 			}
-			labels := prometheus.Labels{
-				"method":       methodLabel(r.Method),
-				"route":        pattern,
-				"status_class": statusClass(status),
-			}
-			m.requests.With(labels).Inc()
-			m.duration.With(labels).Observe(time.Since(start).Seconds())
+			method, class := methodLabel(r.Method), statusClass(status)
+			m.requests.WithLabelValues(method, pattern, class).Inc()
+			m.duration.WithLabelValues(method, pattern, class).Observe(time.Since(start).Seconds())
 		}()
 		next.ServeHTTP(rw, r)
 		completed = true
