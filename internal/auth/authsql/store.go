@@ -52,8 +52,9 @@ func New(r *sqldb.Router, clock strata.Clock) *Store {
 
 // Tx runs fn in a transaction on the database of shard.
 func (s *Store) Tx(ctx context.Context, shard int, fn func(auth.Tx) error) error {
-	return s.router.Shard(shard).Tx(ctx, func(tx *sql.Tx) error {
-		return fn(&txStore{tx: tx, shard: shard, clock: s.clock})
+	db := s.router.Shard(shard)
+	return db.Tx(ctx, func(tx *sql.Tx) error {
+		return fn(&txStore{tx: tx, shard: shard, clock: s.clock, forUpdate: db.ForUpdate()})
 	})
 }
 
@@ -210,7 +211,7 @@ func (s *Store) SigningKeys(ctx context.Context) ([]auth.StoredKey, error) {
 
 // Throttle reads a throttle row from the reader pool of the key's shard.
 func (s *Store) Throttle(ctx context.Context, key string) (auth.Throttle, error) {
-	return readThrottle(ctx, s.router.ForKey(key).Reader(), key)
+	return readThrottle(ctx, s.router.ForKey(key).Reader(), key, "")
 }
 
 // OneTimeTokenOwner reads the owner of a one-time token from the reader
@@ -260,10 +261,10 @@ func (s *Store) Purge(ctx context.Context, now, idleBefore, revokedBefore time.T
 	return total, nil
 }
 
-func readThrottle(ctx context.Context, q sqldb.Querier, key string) (auth.Throttle, error) {
+func readThrottle(ctx context.Context, q sqldb.Querier, key, suffix string) (auth.Throttle, error) {
 	t := auth.Throttle{Key: key}
 	var ws, lu int64
-	err := q.QueryRowContext(ctx, "SELECT window_start, failures, locked_until FROM auth_throttle WHERE key = $1", key).Scan(&ws, &t.Failures, &lu)
+	err := q.QueryRowContext(ctx, "SELECT window_start, failures, locked_until FROM auth_throttle WHERE key = $1"+suffix, key).Scan(&ws, &t.Failures, &lu)
 	if err == sql.ErrNoRows {
 		return t, nil
 	}

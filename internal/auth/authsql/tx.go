@@ -16,9 +16,10 @@ import (
 
 // txStore implements auth.Tx on one transaction of one shard.
 type txStore struct {
-	tx    *sql.Tx
-	shard int
-	clock strata.Clock
+	tx        *sql.Tx
+	shard     int
+	clock     strata.Clock
+	forUpdate string // the dialect's row-lock clause for the *ForUpdate reads
 }
 
 var _ auth.Tx = (*txStore)(nil)
@@ -48,7 +49,7 @@ func (t *txStore) InsertUser(ctx context.Context, u *auth.User) error {
 }
 
 func (t *txStore) UserForUpdate(ctx context.Context, id strata.ID) (*auth.User, error) {
-	u, err := scanUser(t.tx.QueryRowContext(ctx, "SELECT "+userColumns+" FROM auth_users WHERE id = $1", id))
+	u, err := scanUser(t.tx.QueryRowContext(ctx, "SELECT "+userColumns+" FROM auth_users WHERE id = $1"+t.forUpdate, id))
 	if err != nil {
 		return nil, fmt.Errorf("read user %s: %w", id, err)
 	}
@@ -73,7 +74,7 @@ func (t *txStore) SessionForUpdate(ctx context.Context, id strata.ID) (*auth.Ses
 	var created, expires int64
 	var revoked sql.NullInt64
 	err := t.tx.QueryRowContext(ctx,
-		`SELECT id, user_id, created_at, expires_at, revoked_at, revoke_reason, user_agent, ip FROM auth_sessions WHERE id = $1`, id).
+		`SELECT id, user_id, created_at, expires_at, revoked_at, revoke_reason, user_agent, ip FROM auth_sessions WHERE id = $1`+t.forUpdate, id).
 		Scan(&s.ID, &s.UserID, &created, &expires, &revoked, &s.RevokeReason, &s.UserAgent, &s.IP)
 	if err != nil {
 		return nil, fmt.Errorf("read session %s: %w", id, sqldb.Translate(err))
@@ -109,7 +110,7 @@ func (t *txStore) RefreshTokenForUpdate(ctx context.Context, id strata.ID) (*aut
 	var used sql.NullInt64
 	var successor string
 	err := t.tx.QueryRowContext(ctx,
-		`SELECT id, session_id, user_id, hash, created_at, expires_at, used_at, successor FROM auth_refresh_tokens WHERE id = $1`, id).
+		`SELECT id, session_id, user_id, hash, created_at, expires_at, used_at, successor FROM auth_refresh_tokens WHERE id = $1`+t.forUpdate, id).
 		Scan(&r.ID, &r.SessionID, &r.UserID, &r.Hash, &created, &expires, &used, &successor)
 	if err != nil {
 		return nil, fmt.Errorf("read refresh token: %w", sqldb.Translate(err))
@@ -157,7 +158,7 @@ func (t *txStore) OneTimeTokenForUpdate(ctx context.Context, id strata.ID) (*aut
 	var created, expires int64
 	var used sql.NullInt64
 	err := t.tx.QueryRowContext(ctx,
-		`SELECT id, user_id, purpose, hash, created_at, expires_at, used_at FROM auth_one_time_tokens WHERE id = $1`, id).
+		`SELECT id, user_id, purpose, hash, created_at, expires_at, used_at FROM auth_one_time_tokens WHERE id = $1`+t.forUpdate, id).
 		Scan(&o.ID, &o.UserID, &purpose, &o.Hash, &created, &expires, &used)
 	if err != nil {
 		return nil, fmt.Errorf("read one-time token: %w", sqldb.Translate(err))
@@ -198,7 +199,7 @@ func (t *txStore) InsertSigningKey(ctx context.Context, k *auth.StoredKey) error
 }
 
 func (t *txStore) ThrottleForUpdate(ctx context.Context, key string) (auth.Throttle, error) {
-	return readThrottle(ctx, t.tx, key)
+	return readThrottle(ctx, t.tx, key, t.forUpdate)
 }
 
 func (t *txStore) CountAttempt(ctx context.Context, key string, now, windowStartBefore time.Time) (auth.Throttle, error) {

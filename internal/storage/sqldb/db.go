@@ -125,6 +125,17 @@ func (db *DB) Ping(ctx context.Context) error {
 	return nil
 }
 
+// ForUpdate returns the clause that makes a SELECT inside a transaction
+// lock the rows it reads: " FOR UPDATE" on PostgreSQL, nothing on SQLite,
+// where a write transaction (BEGIN IMMEDIATE, one writer) already excludes
+// every other writer.
+func (db *DB) ForUpdate() string {
+	if db.dialect == Postgres {
+		return " FOR UPDATE"
+	}
+	return ""
+}
+
 // Close closes both pools.
 func (db *DB) Close() error {
 	return errors.Join(db.reader.Close(), db.writer.Close())

@@ -35,6 +35,8 @@ func TestPragmas(t *testing.T) {
 	}
 	_, err := db.Reader().ExecContext(ctx, "INSERT INTO things (id, n) VALUES ('x', 1)")
 	require.Error(t, err, "the reader pool is read-only")
+	require.Equal(t, sqldb.SQLite, db.Dialect())
+	require.Empty(t, db.ForUpdate(), "SQLite's single writer needs no row locks")
 }
 
 func TestMigrateIsIdempotent(t *testing.T) {
