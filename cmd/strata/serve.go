@@ -26,7 +26,15 @@ import (
 // /readyz turns 503, in-flight requests finish within the grace period,
 // consumers ack what they finished, and the queue and databases close.
 func serveCmd(ctx context.Context, s *settings, stdout, stderr io.Writer) error {
-	logger, err := observability.NewLogger(stderr, s.logFormat, s.logLevel)
+	logOut := stderr
+	if s.logFlush > 0 {
+		// Registered first, so it runs last: every line logged on the way
+		// out is written.
+		buffered := observability.NewBufferedWriter(stderr, 256<<10, s.logFlush)
+		defer buffered.Close()
+		logOut = buffered
+	}
+	logger, err := observability.NewLogger(logOut, s.logFormat, s.logLevel)
 	if err != nil {
 		return err
 	}

@@ -28,6 +28,7 @@ type settings struct {
 	roles             []string
 	logFormat         string
 	logLevel          string
+	logFlush          time.Duration
 	shutdownGrace     time.Duration
 	shutdownDelay     time.Duration
 	shards            int
@@ -50,6 +51,7 @@ func (s *settings) registerFlags(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&s.roles, "roles", []string{"all"}, "the roles this instance runs: all, or any of auth, worker")
 	fs.StringVar(&s.logFormat, "log-format", "json", "log format: json or text")
 	fs.StringVar(&s.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.DurationVar(&s.logFlush, "log-flush-interval", 200*time.Millisecond, "serve buffers log lines and writes them out this often (and on exit); 0 writes each line at once")
 	fs.DurationVar(&s.shutdownGrace, "shutdown-grace", 15*time.Second, "how long in-flight requests may take to finish after a stop signal, and then again how long consumers may take to finish their jobs")
 	fs.DurationVar(&s.shutdownDelay, "shutdown-delay", time.Second, "how long /readyz answers 503 before the listener closes, so load balancers stop sending traffic")
 	fs.IntVar(&s.shards, "shards", 256, "the number of logical shards; fixed when a deployment is created")
@@ -111,6 +113,9 @@ func (s *settings) validate() error {
 	}
 	if _, err := observability.NewLogger(nil, s.logFormat, s.logLevel); err != nil {
 		return err
+	}
+	if s.logFlush < 0 || s.logFlush > 10*time.Second {
+		return fmt.Errorf("log-flush-interval: must be between 0 and 10s, got %s", s.logFlush)
 	}
 	if s.shutdownGrace <= 0 {
 		return fmt.Errorf("shutdown-grace: must be positive")
