@@ -115,6 +115,13 @@ func serveCmd(ctx context.Context, s *settings, stdout, stderr io.Writer) error 
 		}
 		consumers = append(consumers, c)
 	}
+	defer func() { // an early return stops them before the queue closes; after a normal stop, a no-op
+		ctx, cancel := context.WithTimeout(context.Background(), s.shutdownGrace)
+		defer cancel()
+		for _, c := range consumers {
+			c.Stop(ctx)
+		}
+	}()
 
 	handler := httpx.Chain(mux, httpx.RequestID, httpx.AccessLog(logger), metrics.HTTPMiddleware, httpx.Recover)
 	srv := &http.Server{

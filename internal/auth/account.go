@@ -20,7 +20,7 @@ const (
 
 // MailEvent is the payload of an auth.mail.* event. The link carries the
 // one-time token itself, so it travels sealed with the master key
-// (AES-256-GCM, additional data: the event's user id and kind): the outbox
+// (AES-256-GCM, the event's other fields as additional data): the outbox
 // table, the stream and the dead-letter stream never hold it in clear.
 type MailEvent struct {
 	To         string    `json:"to"`
@@ -31,7 +31,13 @@ type MailEvent struct {
 	UserID     strata.ID `json:"user_id"`
 }
 
-func (ev *MailEvent) linkAD() []byte { return []byte(string(ev.UserID) + "/" + string(ev.Kind)) }
+// linkAD binds the sealed link to everything else in the event, so that
+// no field can be edited (sending a victim's link to another address, say)
+// without the link failing to open.
+func (ev *MailEvent) linkAD() []byte {
+	return []byte(string(ev.UserID) + "\x00" + string(ev.Kind) + "\x00" + ev.To + "\x00" + ev.Name + "\x00" +
+		strconv.FormatInt(ev.ExpiresAt.UnixMilli(), 10))
+}
 
 // issueOneTimeToken stores a new token for u and queues the mail carrying
 // it, inside tx.
@@ -251,7 +257,7 @@ func (s *Service) ResetPassword(ctx context.Context, raw, plain string) error {
 		return err
 	}
 	s.forgetUser(u.ID)
-	s.clearThrottle(ctx, s.throttleKeys(ctx, u.Email).account)
+	s.clearThrottle(ctx, s.throttleKeys(ctx, u.Email)[0].key) // lift the account's lock
 	return nil
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/stratadev/strata"
 	"github.com/stratadev/strata/internal/auth"
+	"github.com/stratadev/strata/internal/queue"
 	"github.com/stretchr/testify/require"
 )
 
@@ -233,12 +234,19 @@ func TestPurgeDeletesWhatHasExpired(t *testing.T) {
 	require.NoError(t, err)
 	require.Zero(t, n, "nothing has expired yet")
 
+	// More idle throttle rows than one purge batch holds.
+	db := h.router.Shard(0)
+	for i := range 1200 {
+		_, err := db.Writer().Exec("INSERT INTO auth_throttle (key, window_start, failures, locked_until) VALUES ($1, 1, 1, 0)", fmt.Sprintf("ip:idle-%d", i))
+		require.NoError(t, err)
+	}
+
 	h.clock.Advance(h.cfg.SessionTTL + time.Hour)
 	n, err = h.svc.Purge(ctx)
 	require.NoError(t, err)
 	// Two sessions (signup, the failed login made none), their refresh
 	// tokens, the verification token and two throttle rows.
-	require.GreaterOrEqual(t, n, int64(5))
+	require.GreaterOrEqual(t, n, int64(1205))
 	for _, table := range []string{"auth_sessions", "auth_refresh_tokens", "auth_one_time_tokens", "auth_throttle"} {
 		total := 0
 		for _, db := range h.router.DBs() {
@@ -251,4 +259,27 @@ func TestPurgeDeletesWhatHasExpired(t *testing.T) {
 	require.NoError(t, h.svc.RotateKeys(ctx))
 	ok := login(h, "purge@example.com", goodPassword)
 	require.Equal(t, http.StatusOK, ok.status, "accounts are kept: %s", ok.body)
+}
+
+// TestMailEventCannotBeRedirected: a mail event whose recipient was edited
+// (say, by someone able to publish to the stream) does not open.
+func TestMailEventCannotBeRedirected(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.signup("owner@example.com")
+	var payload string
+	for _, db := range h.router.DBs() {
+		_ = db.Reader().QueryRow("SELECT payload FROM outbox_events WHERE subject = $1", auth.SubjectMailVerifyEmail).Scan(&payload)
+		if payload != "" {
+			break
+		}
+	}
+	require.NotEmpty(t, payload)
+	forged := strings.Replace(payload, "owner@example.com", "thief@example.com", 1)
+	mc := auth.MailConsumer{Mailer: h.mail, Sealer: mustSealer(t)}
+	err := mc.Handle(context.Background(), queue.Message{Subject: auth.SubjectMailVerifyEmail, ID: "forged", Data: []byte(forged)})
+	require.Error(t, err)
+	require.True(t, queue.IsPermanent(err), "a forged event goes to the dead-letter stream")
+	require.Zero(t, h.mail.count("thief@example.com"))
+	require.NoError(t, mc.Handle(context.Background(), queue.Message{Subject: auth.SubjectMailVerifyEmail, ID: "real", Data: []byte(payload)}))
 }

@@ -128,8 +128,9 @@ type StoredKey struct {
 type Throttle struct {
 	Key         string
 	WindowStart time.Time
-	Failures    int
+	Failures    int // attempts counted in the window
 	LockedUntil time.Time
+	Locks       int // locks imposed in the window
 }
 
 // NormalizeEmail trims and lowercases an address, so lookups are

@@ -131,3 +131,59 @@ func TestConcurrentLoginsCannotOutrunTheThrottle(t *testing.T) {
 	require.Equal(t, h.cfg.ThrottleAccountFailures, counts[http.StatusUnauthorized], "only the allowed attempts reach the password check")
 	require.Equal(t, n-h.cfg.ThrottleAccountFailures, counts[http.StatusTooManyRequests])
 }
+
+// TestLockedAddressDoesNotLockTheAccount: attempts refused because the
+// client address is locked do not count against the account, so a user
+// behind a locked NAT is not locked out everywhere else.
+func TestLockedAddressDoesNotLockTheAccount(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, func(c *auth.Config) { c.ThrottleIPFailures = 3 })
+	h.signup("nat@example.com")
+	for i := range 3 {
+		require.Equal(t, http.StatusUnauthorized, login(h, "other"+strconv.Itoa(i)+"@example.com", "wrong password 123").status)
+	}
+	for range 2 * h.cfg.ThrottleAccountFailures {
+		require.Equal(t, http.StatusTooManyRequests, login(h, "nat@example.com", goodPassword).status)
+	}
+	elsewhere := h.do("POST", "/v1/auth/login", map[string]string{"email": "nat@example.com", "password": goodPassword}, "X-Forwarded-For", "198.51.100.99")
+	require.Equal(t, http.StatusOK, elsewhere.status, "body: %s", elsewhere.body)
+}
+
+// TestSuccessfulLoginsDoNotLockTheAddress: only failures use up an
+// address's budget.
+func TestSuccessfulLoginsDoNotLockTheAddress(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, func(c *auth.Config) { c.ThrottleIPFailures = 3 })
+	h.signup("a1@example.com")
+	h.signup("a2@example.com")
+	require.Equal(t, http.StatusUnauthorized, login(h, "x1@example.com", "wrong password 123").status)
+	require.Equal(t, http.StatusUnauthorized, login(h, "x2@example.com", "wrong password 123").status)
+	for range 10 {
+		require.Equal(t, http.StatusOK, login(h, "a1@example.com", goodPassword).status)
+	}
+	require.Equal(t, http.StatusOK, login(h, "a2@example.com", goodPassword).status)
+}
+
+// TestLockoutDoublesAfterEachLock: after a lock ends one more attempt is
+// allowed; failing it locks again for twice as long.
+func TestLockoutDoublesAfterEachLock(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.signup("double@example.com")
+	for range h.cfg.ThrottleAccountFailures {
+		login(h, "double@example.com", "wrong password 123")
+	}
+	first, err := strconv.Atoi(login(h, "double@example.com", goodPassword).header.Get("Retry-After"))
+	require.NoError(t, err)
+	h.clock.Advance(time.Duration(first)*time.Second + time.Second)
+	require.Equal(t, http.StatusUnauthorized, login(h, "double@example.com", "wrong password 123").status, "one attempt after the lock")
+	r := login(h, "double@example.com", goodPassword)
+	require.Equal(t, http.StatusTooManyRequests, r.status)
+	second, err := strconv.Atoi(r.header.Get("Retry-After"))
+	require.NoError(t, err)
+	require.InDelta(t, 2*first, second, 1)
+	locks, err := h.svc.ListAudit(context.Background(), auth.AuditFilter{Event: auth.EventLoginThrottled, Limit: 10})
+	require.NoError(t, err)
+	require.Len(t, locks, 2)
+	require.Equal(t, "account", locks[0].Detail["locked"])
+}

@@ -11,7 +11,9 @@ import (
 	"errors"
 	"log/slog"
 	"net/mail"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -38,6 +40,11 @@ type Service struct {
 	notify  func() // wakes the outbox relay after a commit that wrote events
 	verifyr *token.Verifier
 	users   *otter.Cache[strata.ID, *profile] // profiles for Me; nil when disabled
+	// userGens counts committed changes per bucket of users: a profile
+	// read from the database is cached only if no change to its bucket
+	// committed while it was read, so a slow read cannot put back what
+	// forgetUser just dropped.
+	userGens [256]atomic.Uint64
 }
 
 // userCacheSize bounds the profiles an instance keeps for Me.
@@ -89,8 +96,13 @@ func NewService(cfg Config, d Deps) *Service {
 // Other instances see the change within auth-user-cache-ttl.
 func (s *Service) forgetUser(id strata.ID) {
 	if s.users != nil {
+		s.userGen(id).Add(1)
 		s.users.Invalidate(id)
 	}
+}
+
+func (s *Service) userGen(id strata.ID) *atomic.Uint64 {
+	return &s.userGens[strata.ShardOfKey(string(id), len(s.userGens))]
 }
 
 // Verifier returns the access-token verifier other modules authenticate
@@ -354,6 +366,7 @@ func (s *Service) Me(ctx context.Context) (*User, error) {
 		return nil, err
 	}
 	u := p.user
+	u.Roles = slices.Clone(u.Roles)
 	return &u, nil
 }
 
@@ -362,10 +375,12 @@ func (s *Service) profile(ctx context.Context) (*profile, error) {
 	if pr == nil {
 		return nil, errUnauthenticated
 	}
+	var gen uint64
 	if s.users != nil {
 		if p, ok := s.users.GetIfPresent(pr.UserID); ok {
 			return p, nil
 		}
+		gen = s.userGen(pr.UserID).Load()
 	}
 	u, err := s.store.UserByID(ctx, pr.UserID)
 	if strata.ErrorCode(err) == strata.CodeNotFound {
@@ -380,7 +395,7 @@ func (s *Service) profile(ctx context.Context) (*profile, error) {
 		return nil, strata.Internal(err)
 	}
 	p := &profile{user: *u, body: body}
-	if s.users != nil {
+	if s.users != nil && s.userGen(u.ID).Load() == gen {
 		s.users.Set(u.ID, p)
 	}
 	return p, nil

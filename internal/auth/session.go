@@ -31,10 +31,28 @@ func (s *Service) Login(ctx context.Context, email, plain string) (*TokenPair, e
 	}
 	keys := s.throttleKeys(ctx, email)
 	now := s.clock.Now()
-	if err := s.checkAndCount(ctx, keys, email, now); err != nil {
+	if err := s.beginAttempt(ctx, keys, now); err != nil {
 		return nil, err
 	}
+	pair, err := s.login(ctx, email, plain, now)
+	// The throttle's bookkeeping must happen even when the request was
+	// cancelled meanwhile.
+	bg := context.WithoutCancel(ctx)
+	switch {
+	case err == nil:
+		s.attemptSucceeded(bg, keys)
+	case err == errBadCredentials:
+		if lerr := s.attemptFailed(bg, keys, email, now); lerr != nil {
+			return nil, lerr
+		}
+	default:
+		s.endAttempt(bg, keys) // not a wrong password: it does not count
+	}
+	return pair, err
+}
 
+// login checks the password of a counted attempt and starts a session.
+func (s *Service) login(ctx context.Context, email, plain string, now time.Time) (*TokenPair, error) {
 	u, err := s.userByEmail(ctx, email)
 	if err != nil && strata.ErrorCode(err) != strata.CodeNotFound {
 		return nil, err
@@ -80,7 +98,6 @@ func (s *Service) Login(ctx context.Context, email, plain string) (*TokenPair, e
 	if err != nil {
 		return nil, err
 	}
-	s.loginSucceeded(ctx, keys)
 	return pair, nil
 }
 
@@ -92,8 +109,8 @@ func (s *Service) userByEmail(ctx context.Context, email string) (*User, error) 
 	return s.store.UserByID(ctx, id)
 }
 
-// loginFailed audits a failure (already counted by checkAndCount) and
-// returns the one error both causes share.
+// loginFailed audits a failure and returns the one error both causes
+// share; Login then locks the keys it exhausted.
 func (s *Service) loginFailed(ctx context.Context, user strata.ID, email string, now time.Time) error {
 	shard := strata.ShardOfKey(email, s.shards)
 	if user != "" {
@@ -146,6 +163,15 @@ func (s *Service) refresh(ctx context.Context, id strata.ID, raw string) (*Token
 	var pair *TokenPair
 	var outcome error // an error to return after committing the revocation
 	var reusedBy strata.ID
+	// revoke ends the session of a reused token; the revocation commits and
+	// the caller then gets refresh_token_reused.
+	revoke := func(tx Tx, rt *RefreshToken, sess *Session) error {
+		if err := tx.RevokeSession(ctx, sess.ID, "refresh_token_reused", now); err != nil {
+			return err
+		}
+		outcome, reusedBy = errRefreshReused, rt.UserID
+		return s.audit(ctx, tx, rt.UserID, EventRefreshReuse, now, map[string]string{"session_id": string(sess.ID)})
+	}
 	err := s.store.Tx(ctx, userShard(id), func(tx Tx) error {
 		rt, sess, err := s.loadRefresh(ctx, tx, id, raw)
 		if err != nil {
@@ -157,11 +183,7 @@ func (s *Service) refresh(ctx context.Context, id strata.ID, raw string) (*Token
 		case !now.Before(rt.ExpiresAt) || !now.Before(sess.ExpiresAt):
 			return errRefreshExpired
 		case !rt.UsedAt.IsZero() && (now.Sub(rt.UsedAt) > s.cfg.RefreshReuseGrace || len(rt.Successor) == 0):
-			if err := tx.RevokeSession(ctx, sess.ID, "refresh_token_reused", now); err != nil {
-				return err
-			}
-			outcome, reusedBy = errRefreshReused, rt.UserID
-			return s.audit(ctx, tx, rt.UserID, EventRefreshReuse, now, map[string]string{"session_id": string(sess.ID)})
+			return revoke(tx, rt, sess)
 		}
 		u, err := tx.UserForUpdate(ctx, rt.UserID)
 		if err != nil {
@@ -171,6 +193,18 @@ func (s *Service) refresh(ctx context.Context, id strata.ID, raw string) (*Token
 			successor, err := s.sealer.Open(rt.Successor, []byte(rt.ID))
 			if err != nil {
 				return strata.Internal(fmt.Errorf("open successor of %s: %w", rt.ID, err))
+			}
+			// Handing out a successor that was itself spent already would
+			// only make the holder's next refresh a detected reuse; it is
+			// one now.
+			if next, ok := splitToken(string(successor), PrefixRefreshToken); ok {
+				nt, err := tx.RefreshTokenForUpdate(ctx, next)
+				if err != nil {
+					return err
+				}
+				if !nt.UsedAt.IsZero() {
+					return revoke(tx, rt, sess)
+				}
 			}
 			if pair, err = s.accessToken(u, sess.ID); err != nil {
 				return err

@@ -155,3 +155,17 @@ func TestLogout(t *testing.T) {
 	bad := h.do("POST", "/v1/auth/logout", map[string]string{"refresh_token": "rtk_x.y"})
 	require.Equal(t, http.StatusUnauthorized, bad.status)
 }
+
+// TestGraceReplayOfASpentSuccessorIsReuse: replaying T0 inside the window
+// after its successor T1 was itself rotated is reuse, not a way back in.
+func TestGraceReplayOfASpentSuccessorIsReuse(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	t0 := h.signup("chain@example.com")
+	t1 := h.decodeTokens(refresh(h, t0.Refresh))
+	t2 := h.decodeTokens(refresh(h, t1.Refresh))
+	r := refresh(h, t0.Refresh)
+	require.Equal(t, http.StatusUnauthorized, r.status)
+	require.Equal(t, "refresh_token_reused", r.problemCode(t))
+	require.Equal(t, "refresh_token_revoked", refresh(h, t2.Refresh).problemCode(t))
+}

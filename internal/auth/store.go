@@ -76,11 +76,12 @@ type Tx interface {
 
 	ThrottleForUpdate(ctx context.Context, key string) (Throttle, error)
 	// CountAttempt atomically adds one to key's count, starting a new window
-	// at now when the current one began at or before windowStartBefore, and
-	// returns the row as it now is.
+	// (count and locks reset) at now when the current one began at or before
+	// windowStartBefore, and returns the row as it now is.
 	CountAttempt(ctx context.Context, key string, now, windowStartBefore time.Time) (Throttle, error)
 	// UncountAttempt takes one back from key's count (never below zero).
 	UncountAttempt(ctx context.Context, key string) error
-	SetLock(ctx context.Context, key string, until time.Time) error
+	// Lock locks key until until, sets its count and its number of locks.
+	Lock(ctx context.Context, key string, until time.Time, failures, locks int) error
 	DeleteThrottle(ctx context.Context, key string) error
 }

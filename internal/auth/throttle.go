@@ -10,15 +10,23 @@ import (
 	"github.com/stratadev/strata"
 )
 
-// Login throttling. Every login attempt is counted — before the password
-// is checked, so that concurrent attempts cannot all slip past the limit
-// while argon2id runs — per account (the normalized email, hashed) and per
-// client address, within a window. The attempt that reaches the limit
-// locks the key for a lockout that doubles with each further locking
-// attempt, up to a maximum; a locked key answers 429 before any password
-// work. A successful login deletes the account's count and takes its own
-// attempt back from the address's count, so a busy NAT is limited by its
-// failures only.
+// Login throttling, per account (the normalized email, hashed) and per
+// client address, within a window:
+//
+//  1. Both keys are checked first; a locked key refuses the attempt (429)
+//     before anything is counted or any password work is done.
+//  2. The attempt is then counted against both, atomically, before the
+//     password check, so a burst of parallel guesses cannot all slip past a
+//     lagging counter: an attempt whose count lands beyond a key's limit is
+//     refused (and given back to the other key).
+//  3. A wrong password that brings a key to its limit locks it, for a
+//     lockout that doubles with each lock in the window, up to a maximum;
+//     the count drops to one below the limit, so after the lock one more
+//     attempt is allowed. The lock is audited with the kind of key.
+//  4. A right password deletes the account's count and takes the attempt
+//     back from the address's, so a busy NAT is limited by its failures
+//     only; an attempt that ends in any other error (an overloaded hasher,
+//     a cancelled request) is taken back from both.
 //
 // The counters live in the database (auth_throttle, on the shard of the
 // key) so every instance enforces the same limits; the caching issue moves
@@ -26,18 +34,19 @@ import (
 // known user out for at most login-throttle-lockout-max; the per-address
 // limit is higher so a shared NAT is not punished for one bad client.
 
-type throttleKeys struct {
-	account string
-	ip      string // empty when the address is unknown
+type throttleKey struct {
+	key   string
+	kind  string // "account" or "address", for the audit log
+	limit int
 }
 
-func (s *Service) throttleKeys(ctx context.Context, email string) throttleKeys {
+func (s *Service) throttleKeys(ctx context.Context, email string) []throttleKey {
 	sum := sha256.Sum256([]byte(email))
-	k := throttleKeys{account: "acct:" + hex.EncodeToString(sum[:16])}
+	keys := []throttleKey{{key: "acct:" + hex.EncodeToString(sum[:16]), kind: "account", limit: s.cfg.ThrottleAccountFailures}}
 	if ip := clientFrom(ctx).IP; ip != "" {
-		k.ip = "ip:" + ip
+		keys = append(keys, throttleKey{key: "ip:" + ip, kind: "address", limit: s.cfg.ThrottleIPFailures})
 	}
-	return k
+	return keys
 }
 
 func errThrottled(wait time.Duration) error {
@@ -47,70 +56,105 @@ func errThrottled(wait time.Duration) error {
 	}
 }
 
-// countAttempt counts one attempt against key, or answers rate_limited when
-// key is locked. Reaching limit locks it; the first lock is audited.
-func (s *Service) countAttempt(ctx context.Context, key string, limit int, email string, now time.Time) error {
-	shard := strata.ShardOfKey(key, s.shards)
-	return s.store.Tx(ctx, shard, func(tx Tx) error {
-		t, err := tx.ThrottleForUpdate(ctx, key)
+func (s *Service) keyTx(ctx context.Context, k throttleKey, fn func(Tx) error) error {
+	return s.store.Tx(ctx, strata.ShardOfKey(k.key, s.shards), fn)
+}
+
+// beginAttempt refuses the attempt when a key is locked or its budget is
+// spent, and counts it against every key otherwise.
+func (s *Service) beginAttempt(ctx context.Context, keys []throttleKey, now time.Time) error {
+	for _, k := range keys {
+		t, err := s.store.Throttle(ctx, k.key)
 		if err != nil {
 			return err
 		}
 		if now.Before(t.LockedUntil) {
 			return errThrottled(t.LockedUntil.Sub(now))
 		}
-		t, err = tx.CountAttempt(ctx, key, now, now.Add(-s.cfg.ThrottleWindow))
-		if err != nil {
-			return err
-		}
-		if over := t.Failures - limit; over >= 0 {
-			if err := tx.SetLock(ctx, key, now.Add(s.lockout(over))); err != nil {
+	}
+	for i, k := range keys {
+		var over bool
+		err := s.keyTx(ctx, k, func(tx Tx) error {
+			t, err := tx.CountAttempt(ctx, k.key, now, now.Add(-s.cfg.ThrottleWindow))
+			if err != nil {
 				return err
 			}
-			if over == 0 {
-				return s.auditOn(ctx, tx, shard, "", EventLoginThrottled, now, map[string]string{"email": email, "key": key[:min(len(key), 5)]})
+			if now.Before(t.LockedUntil) { // locked since the check above
+				if err := tx.UncountAttempt(ctx, k.key); err != nil {
+					return err
+				}
+				return errThrottled(t.LockedUntil.Sub(now))
 			}
+			over = t.Failures > k.limit
+			return nil
+		})
+		if err == nil && over {
+			// The refused attempt stays counted against the key whose budget
+			// it overran, so a burst cannot drain its way back under the
+			// limit while earlier attempts are still being checked; the keys
+			// before it get it back.
+			err = errThrottled(s.cfg.ThrottleLockout)
 		}
-		return nil
-	})
-}
-
-// checkAndCount counts a login attempt against the account and the
-// address, refusing it when either is locked.
-func (s *Service) checkAndCount(ctx context.Context, keys throttleKeys, email string, now time.Time) error {
-	if err := s.countAttempt(ctx, keys.account, s.cfg.ThrottleAccountFailures, email, now); err != nil {
-		return err
-	}
-	if keys.ip != "" {
-		return s.countAttempt(ctx, keys.ip, s.cfg.ThrottleIPFailures, email, now)
+		if err != nil {
+			s.endAttempt(ctx, keys[:i])
+			return err
+		}
 	}
 	return nil
 }
 
-// lockout returns the lockout after `over` attempts past the limit:
-// base × 2^over, capped.
-func (s *Service) lockout(over int) time.Duration {
-	d := float64(s.cfg.ThrottleLockout) * math.Pow(2, float64(min(over, 30)))
+// endAttempt takes a counted attempt back from keys. Failing is logged:
+// the attempt's own outcome matters more.
+func (s *Service) endAttempt(ctx context.Context, keys []throttleKey) {
+	for _, k := range keys {
+		if err := s.keyTx(ctx, k, func(tx Tx) error { return tx.UncountAttempt(ctx, k.key) }); err != nil {
+			s.log.WarnContext(ctx, "uncount login attempt", "error", err)
+		}
+	}
+}
+
+// attemptFailed locks every key the failed attempt brought to its limit.
+func (s *Service) attemptFailed(ctx context.Context, keys []throttleKey, email string, now time.Time) error {
+	for _, k := range keys {
+		shard := strata.ShardOfKey(k.key, s.shards)
+		err := s.keyTx(ctx, k, func(tx Tx) error {
+			t, err := tx.ThrottleForUpdate(ctx, k.key)
+			if err != nil || t.Failures < k.limit || now.Before(t.LockedUntil) {
+				return err
+			}
+			wait := s.lockout(t.Locks)
+			if err := tx.Lock(ctx, k.key, now.Add(wait), k.limit-1, t.Locks+1); err != nil {
+				return err
+			}
+			return s.auditOn(ctx, tx, shard, "", EventLoginThrottled, now, map[string]string{
+				"email": email, "locked": k.kind, "for": wait.String(),
+			})
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// attemptSucceeded forgets the account's count and takes the attempt back
+// from the address's.
+func (s *Service) attemptSucceeded(ctx context.Context, keys []throttleKey) {
+	s.clearThrottle(ctx, keys[0].key)
+	s.endAttempt(ctx, keys[1:])
+}
+
+// lockout returns the length of the (locks+1)-th lock in a window:
+// base × 2^locks, capped.
+func (s *Service) lockout(locks int) time.Duration {
+	d := float64(s.cfg.ThrottleLockout) * math.Pow(2, float64(min(locks, 30)))
 	if d > float64(s.cfg.ThrottleLockoutMax) {
 		return s.cfg.ThrottleLockoutMax
 	}
 	return time.Duration(d)
 }
 
-// loginSucceeded forgets the account's count and takes the attempt back
-// from the address's. Failing is logged, not returned: the login succeeded.
-func (s *Service) loginSucceeded(ctx context.Context, keys throttleKeys) {
-	s.clearThrottle(ctx, keys.account)
-	if keys.ip == "" {
-		return
-	}
-	err := s.store.Tx(ctx, strata.ShardOfKey(keys.ip, s.shards), func(tx Tx) error { return tx.UncountAttempt(ctx, keys.ip) })
-	if err != nil {
-		s.log.WarnContext(ctx, "uncount login attempt", "error", err)
-	}
-}
-
-// clearThrottle deletes an account's count and lock.
+// clearThrottle deletes a key's count and lock.
 func (s *Service) clearThrottle(ctx context.Context, key string) {
 	err := s.store.Tx(ctx, strata.ShardOfKey(key, s.shards), func(tx Tx) error { return tx.DeleteThrottle(ctx, key) })
 	if err != nil {

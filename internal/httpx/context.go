@@ -40,6 +40,11 @@ func stateFrom(ctx context.Context) *requestState {
 // stored in the request context (see RequestIDFrom).
 func RequestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if st := stateFrom(r.Context()); st != nil { // an outer RequestID ran
+			w.Header().Set(HeaderRequestID, st.id)
+			next.ServeHTTP(w, r)
+			return
+		}
 		id := r.Header.Get(HeaderRequestID)
 		if !validRequestID(id) {
 			id = newRequestID()
@@ -86,28 +91,24 @@ func newRequestID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// WithLogger returns a copy of ctx carrying logger. AccessLog stores a logger
-// that already carries the request_id attribute.
+// WithLogger returns a copy of ctx carrying logger, which Logger then
+// returns as it is: a logger derived from Logger(ctx) already carries
+// request_id, so storing it back adds no second one.
 func WithLogger(ctx context.Context, logger *slog.Logger) context.Context {
 	return context.WithValue(ctx, loggerKey{}, logger)
 }
 
-// Logger returns the logger stored in ctx by WithLogger, with the request
-// id of ctx as the attribute request_id when there is one, or a logger
-// that discards everything; it never returns nil. The attribute is added
-// here, on use, so requests that log nothing pay nothing for it.
+// Logger returns the logger for ctx: one stored by WithLogger, as it is;
+// else the server's logger that AccessLog recorded, with the request id as
+// the attribute request_id (added here, on use, so requests that log
+// nothing pay nothing for it); else a logger that discards everything. It
+// never returns nil.
 func Logger(ctx context.Context) *slog.Logger {
-	l, ok := ctx.Value(loggerKey{}).(*slog.Logger)
-	if !ok {
-		if st := stateFrom(ctx); st != nil {
-			l, ok = st.logger, true
-		}
+	if l, ok := ctx.Value(loggerKey{}).(*slog.Logger); ok && l != nil {
+		return l
 	}
-	if !ok || l == nil {
-		return slog.New(slog.DiscardHandler)
+	if st := stateFrom(ctx); st != nil && st.logger != nil {
+		return st.logger.With(slog.String("request_id", st.id))
 	}
-	if id := RequestIDFrom(ctx); id != "" {
-		return l.With(slog.String("request_id", id))
-	}
-	return l
+	return slog.New(slog.DiscardHandler)
 }

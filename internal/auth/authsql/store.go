@@ -229,33 +229,47 @@ func (s *Store) OneTimeTokenOwner(ctx context.Context, id strata.ID) (strata.ID,
 	return user, nil
 }
 
-// Purge deletes what has outlived its use on every database, in one
-// transaction per database.
+// purgeBatch bounds the rows one purge transaction deletes, so the purge
+// never holds SQLite's single writer for long.
+const purgeBatch = 500
+
+// Purge deletes what has outlived its use on every database, in batches of
+// purgeBatch rows, one transaction each. Refresh tokens go before their
+// sessions.
 func (s *Store) Purge(ctx context.Context, now, idleBefore, revokedBefore time.Time) (int64, error) {
+	steps := []struct {
+		table, key, where string
+		args              []any
+	}{
+		{"auth_throttle", "key", "window_start < $1 AND locked_until < $2", []any{ms(idleBefore), ms(now)}},
+		{"auth_one_time_tokens", "id", "expires_at < $1", []any{ms(now)}},
+		{"auth_refresh_tokens", "id", `expires_at < $1 OR session_id IN
+			(SELECT id FROM auth_sessions WHERE expires_at < $1 OR revoked_at < $2)`, []any{ms(now), ms(revokedBefore)}},
+		{"auth_sessions", "id", "expires_at < $1 OR revoked_at < $2", []any{ms(now), ms(revokedBefore)}},
+	}
 	var total int64
 	for _, db := range s.router.DBs() {
-		err := db.Tx(ctx, func(tx *sql.Tx) error {
-			for _, q := range []struct {
-				sql  string
-				args []any
-			}{
-				{"DELETE FROM auth_throttle WHERE window_start < $1 AND locked_until < $2", []any{ms(idleBefore), ms(now)}},
-				{"DELETE FROM auth_one_time_tokens WHERE expires_at < $1", []any{ms(now)}},
-				{`DELETE FROM auth_refresh_tokens WHERE expires_at < $1 OR session_id IN
-				  (SELECT id FROM auth_sessions WHERE expires_at < $1 OR revoked_at < $2)`, []any{ms(now), ms(revokedBefore)}},
-				{"DELETE FROM auth_sessions WHERE expires_at < $1 OR revoked_at < $2", []any{ms(now), ms(revokedBefore)}},
-			} {
-				res, err := tx.ExecContext(ctx, q.sql, q.args...)
+		for _, st := range steps {
+			q := fmt.Sprintf("DELETE FROM %[1]s WHERE %[2]s IN (SELECT %[2]s FROM %[1]s WHERE %[3]s LIMIT %[4]d)",
+				st.table, st.key, st.where, purgeBatch)
+			for {
+				var n int64
+				err := db.Tx(ctx, func(tx *sql.Tx) error {
+					res, err := tx.ExecContext(ctx, q, st.args...)
+					if err != nil {
+						return fmt.Errorf("purge %s on %s: %w", st.table, db.Name(), sqldb.Translate(err))
+					}
+					n, err = res.RowsAffected()
+					return err
+				})
 				if err != nil {
-					return fmt.Errorf("purge on %s: %w", db.Name(), sqldb.Translate(err))
+					return total, err
 				}
-				n, _ := res.RowsAffected()
 				total += n
+				if n < purgeBatch {
+					break
+				}
 			}
-			return nil
-		})
-		if err != nil {
-			return total, err
 		}
 	}
 	return total, nil
@@ -264,7 +278,7 @@ func (s *Store) Purge(ctx context.Context, now, idleBefore, revokedBefore time.T
 func readThrottle(ctx context.Context, q sqldb.Querier, key, suffix string) (auth.Throttle, error) {
 	t := auth.Throttle{Key: key}
 	var ws, lu int64
-	err := q.QueryRowContext(ctx, "SELECT window_start, failures, locked_until FROM auth_throttle WHERE key = $1"+suffix, key).Scan(&ws, &t.Failures, &lu)
+	err := q.QueryRowContext(ctx, "SELECT window_start, failures, locked_until, locks FROM auth_throttle WHERE key = $1"+suffix, key).Scan(&ws, &t.Failures, &lu, &t.Locks)
 	if err == sql.ErrNoRows {
 		return t, nil
 	}

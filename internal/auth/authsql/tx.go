@@ -208,12 +208,13 @@ func (t *txStore) CountAttempt(ctx context.Context, key string, now, windowStart
 	// One statement, so concurrent attempts are all counted on any dialect.
 	// SET expressions see the row as it was before the update.
 	err := t.tx.QueryRowContext(ctx,
-		`INSERT INTO auth_throttle (key, window_start, failures, locked_until) VALUES ($1, $2, 1, 0)
+		`INSERT INTO auth_throttle (key, window_start, failures, locked_until, locks) VALUES ($1, $2, 1, 0, 0)
 		 ON CONFLICT (key) DO UPDATE SET
 		   failures = CASE WHEN auth_throttle.window_start <= $3 THEN 1 ELSE auth_throttle.failures + 1 END,
+		   locks = CASE WHEN auth_throttle.window_start <= $3 THEN 0 ELSE auth_throttle.locks END,
 		   window_start = CASE WHEN auth_throttle.window_start <= $3 THEN $2 ELSE auth_throttle.window_start END
-		 RETURNING window_start, failures, locked_until`,
-		key, ms(now), ms(windowStartBefore)).Scan(&ws, &th.Failures, &lu)
+		 RETURNING window_start, failures, locked_until, locks`,
+		key, ms(now), ms(windowStartBefore)).Scan(&ws, &th.Failures, &lu, &th.Locks)
 	if err != nil {
 		return th, fmt.Errorf("count attempt: %w", sqldb.Translate(err))
 	}
@@ -225,8 +226,9 @@ func (t *txStore) UncountAttempt(ctx context.Context, key string) error {
 	return t.exec(ctx, "uncount attempt", "UPDATE auth_throttle SET failures = failures - 1 WHERE key = $1 AND failures > 0", key)
 }
 
-func (t *txStore) SetLock(ctx context.Context, key string, until time.Time) error {
-	return t.exec(ctx, "lock throttle key", "UPDATE auth_throttle SET locked_until = $2 WHERE key = $1", key, ms(until))
+func (t *txStore) Lock(ctx context.Context, key string, until time.Time, failures, locks int) error {
+	return t.exec(ctx, "lock throttle key", "UPDATE auth_throttle SET locked_until = $2, failures = $3, locks = $4 WHERE key = $1",
+		key, ms(until), failures, locks)
 }
 
 func (t *txStore) DeleteThrottle(ctx context.Context, key string) error {
