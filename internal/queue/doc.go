@@ -57,6 +57,9 @@
 // matters they compare versions or timestamps in the payload. A row is
 // retried until it is published; strata_outbox_oldest_unsent_seconds
 // shows one that is stuck, and its last_error column says why. When the
-// connection to NATS itself is down, the relay stops its pass instead of
-// failing row after row, and rows keep their order.
+// connection to NATS is reported down, the relay stops its pass without
+// penalising any row. An outage that shows only as publish timeouts (while
+// the client reconnects) cannot be told from a bad row at once: each pass
+// then puts off up to two rows before it stops, and those come out later,
+// out of order.
 package queue
