@@ -70,7 +70,7 @@ func quietPath(path string) bool {
 
 // AccessLog returns middleware that logs one line per request, at info level
 // (debug for /healthz, /readyz and /metrics), with the keys method, route
-// (the matched pattern, "" when none), path, status, bytes, duration_ms,
+// (the matched pattern, "" when none), path, status, bytes, duration_us,
 // remote_addr and request_id. It also stores logger, with the request_id
 // attribute, in the request context for the handlers (see Logger); place it
 // inside RequestID.
@@ -101,7 +101,7 @@ func AccessLog(logger *slog.Logger) func(http.Handler) http.Handler {
 					slog.String("path", r.URL.Path),
 					slog.Int("status", rw.Status()),
 					slog.Int64("bytes", rw.BytesWritten()),
-					slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
+					slog.Int64("duration_us", time.Since(start).Microseconds()), // an integer: slog encodes floats through encoding/json
 					slog.String("remote_addr", r.RemoteAddr),
 				)
 			}()

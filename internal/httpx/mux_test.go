@@ -128,7 +128,7 @@ func TestAccessLogRoute(t *testing.T) {
 			require.Equal(t, tt.path, line["path"])
 			require.InDelta(t, float64(w.Code), line["status"], 0)
 			require.InDelta(t, float64(w.Body.Len()), line["bytes"], 0)
-			require.Contains(t, line, "duration_ms")
+			require.Contains(t, line, "duration_us")
 			require.Equal(t, "rid-1", line["request_id"])
 			require.Equal(t, "192.0.2.7:5555", line["remote_addr"])
 		})
