@@ -18,13 +18,7 @@ var migrationFiles embed.FS
 
 // Migrations returns the outbox's goose migrations, for tools that migrate
 // databases themselves.
-func Migrations() fs.FS {
-	sub, err := fs.Sub(migrationFiles, "migrations")
-	if err != nil {
-		panic(err) // the embedded folder exists: a build-time fact
-	}
-	return sub
-}
+func Migrations() fs.FS { return sqldb.MigrationsDir(migrationFiles) }
 
 // MigrateOutbox creates or upgrades the outbox_events table on every
 // physical database of r (goose version table goose_outbox).

@@ -24,13 +24,7 @@ import (
 var migrations embed.FS
 
 // Migrations returns the module's goose migrations.
-func Migrations() fs.FS {
-	sub, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		panic(err) // the embedded folder exists at compile time
-	}
-	return sub
-}
+func Migrations() fs.FS { return sqldb.MigrationsDir(migrations) }
 
 // Migrate applies auth's migrations to every database of r.
 func Migrate(ctx context.Context, r *sqldb.Router) error {

@@ -29,6 +29,20 @@ func Migrate(ctx context.Context, db *DB, module string, fsys fs.FS) error {
 	return nil
 }
 
+// MigrationsDir returns the folder "migrations" of a module's embedded
+// files, where its numbered .sql files live:
+//
+//	//go:embed migrations/*.sql
+//	var migrations embed.FS
+//	func Migrations() fs.FS { return sqldb.MigrationsDir(migrations) }
+func MigrationsDir(embedded fs.FS) fs.FS {
+	sub, err := fs.Sub(embedded, "migrations")
+	if err != nil {
+		panic(err) // the folder is embedded at compile time
+	}
+	return sub
+}
+
 // MigrateAll applies the module's migrations to every physical database the
 // router knows.
 func MigrateAll(ctx context.Context, r *Router, module string, fsys fs.FS) error {
