@@ -82,6 +82,22 @@ func Invalid(fieldMessages ...string) *Error {
 	return e
 }
 
+// Required returns a CodeInvalid error naming every empty value among
+// alternating field, value pairs — Required("email", email, "password",
+// pw) — or nil when none is empty.
+func Required(fieldValues ...string) error {
+	var fm []string
+	for i := 0; i+1 < len(fieldValues); i += 2 {
+		if fieldValues[i+1] == "" {
+			fm = append(fm, fieldValues[i], "is required")
+		}
+	}
+	if fm == nil {
+		return nil
+	}
+	return Invalid(fm...)
+}
+
 // Internal wraps an unexpected error; its text never reaches a client.
 func Internal(err error) *Error {
 	return &Error{Code: CodeInternal, Reason: string(CodeInternal), Message: "internal error", Err: err}

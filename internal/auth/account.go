@@ -203,15 +203,8 @@ func (s *Service) ForgotPassword(ctx context.Context, email string) error {
 // session of the user and lifts a login lockout. Errors: invalid with field
 // token or password.
 func (s *Service) ResetPassword(ctx context.Context, raw, plain string) error {
-	var errs []string
-	if raw == "" {
-		errs = append(errs, "token", "is required")
-	}
-	if plain == "" {
-		errs = append(errs, "password", "is required")
-	}
-	if len(errs) > 0 {
-		return strata.Invalid(errs...)
+	if err := strata.Required("token", raw, "password", plain); err != nil {
+		return err
 	}
 	id, err := s.parseOneTimeToken(raw)
 	if err != nil {

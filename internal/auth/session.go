@@ -16,15 +16,8 @@ var errBadCredentials = &strata.Error{Code: strata.CodeUnauthenticated, Reason: 
 // rate_limited "login_throttled" (with RetryAfter).
 func (s *Service) Login(ctx context.Context, email, plain string) (*TokenPair, error) {
 	email = NormalizeEmail(email)
-	var errs []string
-	if email == "" {
-		errs = append(errs, "email", "is required")
-	}
-	if plain == "" {
-		errs = append(errs, "password", "is required")
-	}
-	if len(errs) > 0 {
-		return nil, strata.Invalid(errs...)
+	if err := strata.Required("email", email, "password", plain); err != nil {
+		return nil, err
 	}
 	if len(plain) > 1024 {
 		return nil, strata.Invalid("password", "is too long")
