@@ -168,7 +168,7 @@ func serveCmd(ctx context.Context, s *settings, stdout, stderr io.Writer) error 
 		}
 	}
 
-	logger.Info("shutting down", "grace", s.shutdownGrace)
+	logger.Info("shutting down", "grace", s.shutdownGrace.String())
 	probes.SetDraining()
 	if s.shutdownDelay > 0 {
 		time.Sleep(s.shutdownDelay) // let load balancers see /readyz fail
