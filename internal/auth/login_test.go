@@ -187,3 +187,24 @@ func TestLockoutDoublesAfterEachLock(t *testing.T) {
 	require.Len(t, locks, 2)
 	require.Equal(t, "account", locks[0].Detail["locked"])
 }
+
+// TestRefusedAttemptsDoNotPileUp: a burst of correct logins from one
+// address may be turned away while the budget is held by attempts in
+// flight, but refusals are not counted, so the address is free again as
+// soon as the burst is over.
+func TestRefusedAttemptsDoNotPileUp(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, func(c *auth.Config) { c.ThrottleIPFailures = 3 })
+	h.signup("busy@example.com")
+	statuses := make(chan int, 12)
+	for range 12 {
+		go func() { statuses <- login(h, "busy@example.com", goodPassword).status }()
+	}
+	for range 12 {
+		s := <-statuses
+		require.Contains(t, []int{http.StatusOK, http.StatusTooManyRequests}, s)
+	}
+	for range 5 {
+		require.Equal(t, http.StatusOK, login(h, "busy@example.com", goodPassword).status, "nothing lingers after the burst")
+	}
+}

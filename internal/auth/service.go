@@ -397,6 +397,9 @@ func (s *Service) profile(ctx context.Context) (*profile, error) {
 	p := &profile{user: *u, body: body}
 	if s.users != nil && s.userGen(u.ID).Load() == gen {
 		s.users.Set(u.ID, p)
+		if s.userGen(u.ID).Load() != gen { // a change committed meanwhile
+			s.users.Invalidate(u.ID)
+		}
 	}
 	return p, nil
 }

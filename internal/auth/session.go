@@ -109,11 +109,13 @@ func (s *Service) loginFailed(ctx context.Context, user strata.ID, email string,
 	if user != "" {
 		shard = userShard(user)
 	}
-	err := s.store.Tx(ctx, shard, func(tx Tx) error {
+	err := s.store.Tx(context.WithoutCancel(ctx), shard, func(tx Tx) error {
 		return s.auditOn(ctx, tx, shard, user, EventLoginFailed, now, map[string]string{"email": email})
 	})
 	if err != nil {
-		return err
+		// The password was checked and was wrong: that must count against
+		// the throttle whether or not the audit row could be written.
+		s.log.ErrorContext(ctx, "audit failed login", "error", err)
 	}
 	return errBadCredentials
 }
@@ -151,6 +153,10 @@ func (s *Service) Refresh(ctx context.Context, raw string) (*TokenPair, error) {
 	}
 }
 
+// maxGraceHops bounds how far a replay inside the grace window follows a
+// chain of successors spent by other tabs of the same client.
+const maxGraceHops = 4
+
 func (s *Service) refresh(ctx context.Context, id strata.ID, raw string) (*TokenPair, error) {
 	now := s.clock.Now()
 	var pair *TokenPair
@@ -187,16 +193,27 @@ func (s *Service) refresh(ctx context.Context, id strata.ID, raw string) (*Token
 			if err != nil {
 				return strata.Internal(fmt.Errorf("open successor of %s: %w", rt.ID, err))
 			}
-			// Handing out a successor that was itself spent already would
-			// only make the holder's next refresh a detected reuse; it is
-			// one now.
-			if next, ok := splitToken(string(successor), PrefixRefreshToken); ok {
+			// The successor may have been spent in turn by another tab of
+			// the same client: follow the chain while each link was spent
+			// within its own grace window, and hand out the live end. A link
+			// spent longer ago makes this a reuse.
+			for hops := 0; ; hops++ {
+				next, ok := splitToken(string(successor), PrefixRefreshToken)
+				if !ok {
+					return strata.Internal(fmt.Errorf("successor of %s is malformed", rt.ID))
+				}
 				nt, err := tx.RefreshTokenForUpdate(ctx, next)
 				if err != nil {
 					return err
 				}
-				if !nt.UsedAt.IsZero() {
+				if nt.UsedAt.IsZero() {
+					break
+				}
+				if hops == maxGraceHops || now.Sub(nt.UsedAt) > s.cfg.RefreshReuseGrace || len(nt.Successor) == 0 {
 					return revoke(tx, rt, sess)
+				}
+				if successor, err = s.sealer.Open(nt.Successor, []byte(nt.ID)); err != nil {
+					return strata.Internal(fmt.Errorf("open successor of %s: %w", nt.ID, err))
 				}
 			}
 			if pair, err = s.accessToken(u, sess.ID); err != nil {

@@ -15,10 +15,11 @@ import (
 //
 //  1. Both keys are checked first; a locked key refuses the attempt (429)
 //     before anything is counted or any password work is done.
-//  2. The attempt is then counted against both, atomically, before the
-//     password check, so a burst of parallel guesses cannot all slip past a
-//     lagging counter: an attempt whose count lands beyond a key's limit is
-//     refused (and given back to the other key).
+//  2. The attempt is then counted against both before the password check,
+//     in a transaction that holds the key's row, so a burst of parallel
+//     guesses cannot all slip past a lagging counter: attempts in flight
+//     hold the budget, and one that finds it spent is refused without
+//     being counted (and given back to the other key).
 //  3. A wrong password that brings a key to its limit locks it, for a
 //     lockout that doubles with each lock in the window, up to a maximum;
 //     the count drops to one below the limit, so after the lock one more
@@ -60,41 +61,28 @@ func (s *Service) keyTx(ctx context.Context, k throttleKey, fn func(Tx) error) e
 	return s.store.Tx(ctx, strata.ShardOfKey(k.key, s.shards), fn)
 }
 
-// beginAttempt refuses the attempt when a key is locked or its budget is
-// spent, and counts it against every key otherwise.
+// beginAttempt counts the attempt against every key, or refuses it (and
+// gives back what it had counted) when a key is locked or its budget is
+// spent — by failures, or by attempts still being checked. A refused
+// attempt is never counted, so refusals cannot pile up into a lockout
+// nobody earned.
 func (s *Service) beginAttempt(ctx context.Context, keys []throttleKey, now time.Time) error {
-	for _, k := range keys {
-		t, err := s.store.Throttle(ctx, k.key)
-		if err != nil {
-			return err
-		}
-		if now.Before(t.LockedUntil) {
-			return errThrottled(t.LockedUntil.Sub(now))
-		}
-	}
 	for i, k := range keys {
-		var over bool
 		err := s.keyTx(ctx, k, func(tx Tx) error {
-			t, err := tx.CountAttempt(ctx, k.key, now, now.Add(-s.cfg.ThrottleWindow))
+			t, err := tx.ThrottleForUpdate(ctx, k.key)
 			if err != nil {
 				return err
 			}
-			if now.Before(t.LockedUntil) { // locked since the check above
-				if err := tx.UncountAttempt(ctx, k.key); err != nil {
-					return err
-				}
+			if now.Before(t.LockedUntil) {
 				return errThrottled(t.LockedUntil.Sub(now))
 			}
-			over = t.Failures > k.limit
-			return nil
+			windowOver := t.WindowStart.IsZero() || !now.Before(t.WindowStart.Add(s.cfg.ThrottleWindow))
+			if !windowOver && t.Failures >= k.limit {
+				return errThrottled(time.Second) // attempts in flight hold the budget
+			}
+			_, err = tx.CountAttempt(ctx, k.key, now, now.Add(-s.cfg.ThrottleWindow))
+			return err
 		})
-		if err == nil && over {
-			// The refused attempt stays counted against the key whose budget
-			// it overran, so a burst cannot drain its way back under the
-			// limit while earlier attempts are still being checked; the keys
-			// before it get it back.
-			err = errThrottled(s.cfg.ThrottleLockout)
-		}
 		if err != nil {
 			s.endAttempt(ctx, keys[:i])
 			return err

@@ -92,8 +92,8 @@ func newRequestID() string {
 }
 
 // WithLogger returns a copy of ctx carrying logger, which Logger then
-// returns as it is: a logger derived from Logger(ctx) already carries
-// request_id, so storing it back adds no second one.
+// returns as it is. Derive it from Logger(ctx) to keep request_id (it is
+// then not added twice); a logger built otherwise logs without it.
 func WithLogger(ctx context.Context, logger *slog.Logger) context.Context {
 	return context.WithValue(ctx, loggerKey{}, logger)
 }
@@ -108,7 +108,7 @@ func Logger(ctx context.Context) *slog.Logger {
 		return l
 	}
 	if st := stateFrom(ctx); st != nil && st.logger != nil {
-		return st.logger.With(slog.String("request_id", st.id))
+		return st.logger.With(slog.String("request_id", RequestIDFrom(ctx)))
 	}
 	return slog.New(slog.DiscardHandler)
 }

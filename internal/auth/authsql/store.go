@@ -9,6 +9,7 @@ import (
 	"embed"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"slices"
@@ -242,31 +243,39 @@ func (s *Store) Purge(ctx context.Context, now, idleBefore, revokedBefore time.T
 		{"auth_sessions", "id", "expires_at < $1 OR revoked_at < $2", []any{ms(now), ms(revokedBefore)}},
 	}
 	var total int64
+	var errs []error
 	for _, db := range s.router.DBs() {
-		for _, st := range steps {
-			q := fmt.Sprintf("DELETE FROM %[1]s WHERE %[2]s IN (SELECT %[2]s FROM %[1]s WHERE %[3]s LIMIT %[4]d)",
-				st.table, st.key, st.where, purgeBatch)
-			for {
-				var n int64
-				err := db.Tx(ctx, func(tx *sql.Tx) error {
-					res, err := tx.ExecContext(ctx, q, st.args...)
+		// Each database is purged on its own: one failing leaves the
+		// others to be purged.
+		if err := func() error {
+			for _, st := range steps {
+				q := fmt.Sprintf("DELETE FROM %[1]s WHERE %[2]s IN (SELECT %[2]s FROM %[1]s WHERE %[3]s LIMIT %[4]d)",
+					st.table, st.key, st.where, purgeBatch)
+				for {
+					var n int64
+					err := db.Tx(ctx, func(tx *sql.Tx) error {
+						res, err := tx.ExecContext(ctx, q, st.args...)
+						if err != nil {
+							return fmt.Errorf("purge %s on %s: %w", st.table, db.Name(), sqldb.Translate(err))
+						}
+						n, err = res.RowsAffected()
+						return err
+					})
 					if err != nil {
-						return fmt.Errorf("purge %s on %s: %w", st.table, db.Name(), sqldb.Translate(err))
+						return err
 					}
-					n, err = res.RowsAffected()
-					return err
-				})
-				if err != nil {
-					return total, err
-				}
-				total += n
-				if n < purgeBatch {
-					break
+					total += n
+					if n < purgeBatch {
+						break
+					}
 				}
 			}
+			return nil
+		}(); err != nil {
+			errs = append(errs, err)
 		}
 	}
-	return total, nil
+	return total, errors.Join(errs...)
 }
 
 func readThrottle(ctx context.Context, q sqldb.Querier, key, suffix string) (auth.Throttle, error) {
