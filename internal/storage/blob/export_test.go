@@ -1,0 +1,32 @@
+package blob
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sort"
+
+	gcblob "gocloud.dev/blob"
+)
+
+// Keys lists every key in the store's bucket, sorted.
+func Keys(ctx context.Context, s *Store) ([]string, error) {
+	var keys []string
+	it := s.bucket.List(&gcblob.ListOptions{})
+	for {
+		o, err := it.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			sort.Strings(keys)
+			return keys, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, o.Key)
+	}
+}
+
+// WriteRaw stores data under key, bypassing Put.
+func WriteRaw(ctx context.Context, s *Store, key string, data []byte) error {
+	return s.bucket.WriteAll(ctx, key, data, &gcblob.WriterOptions{ContentType: "application/octet-stream"})
+}

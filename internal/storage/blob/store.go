@@ -1,0 +1,288 @@
+package blob
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/stratadev/strata"
+	gcblob "gocloud.dev/blob"
+	"gocloud.dev/blob/fileblob"
+	"gocloud.dev/blob/s3blob"
+	"gocloud.dev/gcerrors"
+)
+
+const (
+	objectPrefix = "sha256/"
+	tempPrefix   = "tmp/"
+
+	// metaSniffed is the object metadata key holding the sniffed media type.
+	metaSniffed = "sniffed"
+)
+
+// Reader reads a stored object. It is an io.ReadSeekCloser (seeking reopens
+// the range lazily, so http.ServeContent can use it) and an io.WriterTo.
+// The caller must close it.
+type Reader = gcblob.Reader
+
+// Store is a content-addressed blob store. It is safe for concurrent use.
+type Store struct {
+	bucket *gcblob.Bucket
+	// publish serialises, per digest, the check-then-copy that publishes an
+	// upload, so concurrent Puts of the same bytes in one process never
+	// rewrite an object someone may be reading (fileblob rewrites the
+	// metadata file of a key in place).
+	publishMu [64]sync.Mutex
+	// dir is the folder of a fileblob bucket, which Ping checks: fileblob
+	// lists a missing folder as empty, so the bucket alone cannot tell.
+	dir string
+}
+
+// Open opens the blob storage at rawURL (see Config.URL; the empty URL is
+// refused, the caller decides the default folder). A folder is created if
+// missing. Open does not contact S3: use Ping for readiness.
+func Open(ctx context.Context, rawURL string) (*Store, error) {
+	if rawURL == "" {
+		return nil, fmt.Errorf("open blob storage: empty URL")
+	}
+	if err := checkURL(rawURL); err != nil {
+		return nil, fmt.Errorf("open blob storage: %w", err)
+	}
+	if isPlainPath(rawURL) {
+		abs, err := filepath.Abs(rawURL)
+		if err != nil {
+			return nil, fmt.Errorf("open blob storage: %w", err)
+		}
+		rawURL = (&url.URL{Scheme: fileblob.Scheme, Path: filepath.ToSlash(abs)}).String()
+	}
+	// A mux of our own rather than gocloud's global one: only these two
+	// drivers, with our options. URLOpeners are not reused across calls
+	// because s3blob's mutates its Options while opening.
+	mux := new(gcblob.URLMux)
+	mux.RegisterBucket(fileblob.Scheme, &fileblob.URLOpener{Options: fileblob.Options{
+		CreateDir: true,
+		// Temporary files next to their target, not in os.TempDir, so
+		// the final rename never crosses a mount point.
+		NoTempDir: true,
+	}})
+	mux.RegisterBucket(s3blob.Scheme, &s3blob.URLOpener{})
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("open blob storage: %w", err)
+	}
+	b, err := mux.OpenBucketURL(ctx, u)
+	if err != nil {
+		return nil, fmt.Errorf("open blob storage: %w", err)
+	}
+	s := New(b)
+	if u.Scheme == fileblob.Scheme {
+		// As fileblob reads it: host "." marks a relative path.
+		s.dir = filepath.FromSlash(u.Path)
+		if u.Host == "." {
+			s.dir = strings.TrimPrefix(s.dir, string(filepath.Separator))
+		}
+	}
+	return s, nil
+}
+
+// New returns a Store over a bucket opened elsewhere (tests, or a driver
+// configured by hand). The Store owns b and closes it.
+func New(b *gcblob.Bucket) *Store {
+	return &Store{bucket: b}
+}
+
+// Close releases the bucket.
+func (s *Store) Close() error {
+	return s.bucket.Close()
+}
+
+// Ping reports whether the storage is reachable: nil, or unavailable.
+func (s *Store) Ping(ctx context.Context) error {
+	if s.dir != "" {
+		if fi, err := os.Stat(s.dir); err != nil || !fi.IsDir() {
+			if err == nil {
+				err = fmt.Errorf("%s is not a folder", s.dir)
+			}
+			return &strata.Error{Code: strata.CodeUnavailable, Reason: "blob_unavailable",
+				Message: "blob storage is unavailable", Err: err}
+		}
+	}
+	ok, err := s.bucket.IsAccessible(ctx)
+	if err != nil {
+		return translate("ping", "", err)
+	}
+	if !ok {
+		return &strata.Error{Code: strata.CodeUnavailable, Reason: "blob_unavailable",
+			Message: "blob storage is unavailable", Err: errors.New("bucket is not accessible")}
+	}
+	return nil
+}
+
+// Attributes describes the object behind a Reader.
+type Attributes struct {
+	SHA256      string
+	Size        int64 // of the whole object, whatever range was opened
+	ContentType string
+	ModTime     time.Time
+}
+
+// ETag returns the object's strong entity tag, its quoted digest.
+func (a Attributes) ETag() string { return `"` + a.SHA256 + `"` }
+
+// Stat describes the object with digest sha. Errors: invalid, not_found,
+// unavailable.
+func (s *Store) Stat(ctx context.Context, sha string) (Object, error) {
+	key, err := Key(sha)
+	if err != nil {
+		return Object{}, err
+	}
+	a, err := s.bucket.Attributes(ctx, key)
+	if err != nil {
+		return Object{}, translate("stat", key, err)
+	}
+	return Object{SHA256: sha, Size: a.Size, ContentType: a.ContentType,
+		Sniffed: a.Metadata[metaSniffed], Key: key, ModTime: a.ModTime}, nil
+}
+
+// Open opens the whole object with digest sha. Errors: invalid, not_found,
+// unavailable.
+func (s *Store) Open(ctx context.Context, sha string) (*Reader, Attributes, error) {
+	return s.OpenRange(ctx, sha, 0, -1)
+}
+
+// OpenRange opens length bytes of the object with digest sha from offset;
+// a negative length reads to the end, and a range past the end is cut
+// short. An offset equal to the size opens an empty reader. Errors:
+// invalid (a negative offset; range_not_satisfiable for an offset past the
+// end), not_found, unavailable.
+func (s *Store) OpenRange(ctx context.Context, sha string, offset, length int64) (*Reader, Attributes, error) {
+	key, err := Key(sha)
+	if err != nil {
+		return nil, Attributes{}, err
+	}
+	if offset < 0 {
+		return nil, Attributes{}, strata.Invalid("offset", "must not be negative")
+	}
+	r, err := s.bucket.NewRangeReader(ctx, key, offset, length, nil)
+	if err != nil && gcerrors.Code(err) != gcerrors.NotFound && (offset > 0 || length >= 0) {
+		// S3 answers 416 to a range starting at or past the end (even
+		// bytes=0-0 of an empty object), where a folder reads nothing;
+		// look at the size to answer alike.
+		r, err = s.openAtEnd(ctx, sha, key, offset, err)
+	}
+	if err != nil {
+		return nil, Attributes{}, translate("open", key, err)
+	}
+	if offset > r.Size() {
+		r.Close()
+		return nil, Attributes{}, rangeNotSatisfiable(offset, r.Size())
+	}
+	return r, Attributes{SHA256: sha, Size: r.Size(), ContentType: r.ContentType(), ModTime: r.ModTime()}, nil
+}
+
+// openAtEnd handles a failed range read starting at offset: past the end
+// it is range_not_satisfiable, at the end an empty reader; otherwise the
+// original error stands.
+func (s *Store) openAtEnd(ctx context.Context, sha, key string, offset int64, orig error) (*Reader, error) {
+	o, err := s.Stat(ctx, sha)
+	switch {
+	case err != nil || offset < o.Size:
+		return nil, orig
+	case offset > o.Size:
+		return nil, rangeNotSatisfiable(offset, o.Size)
+	case o.Size == 0:
+		return s.bucket.NewRangeReader(ctx, key, 0, -1, nil)
+	default:
+		return s.bucket.NewRangeReader(ctx, key, 0, 0, nil)
+	}
+}
+
+func rangeNotSatisfiable(offset, size int64) *strata.Error {
+	return strata.Errorf(strata.CodeInvalid, "range_not_satisfiable",
+		"the range starts at byte %d, past the end of the %d-byte object", offset, size)
+}
+
+// Delete removes the object with digest sha; deleting a missing object is
+// not an error. Callers decide when no one refers to the object any more:
+// a Put of the same bytes racing a Delete may report an object that the
+// Delete then removes. Errors: invalid, unavailable.
+func (s *Store) Delete(ctx context.Context, sha string) error {
+	key, err := Key(sha)
+	if err != nil {
+		return err
+	}
+	if err := s.bucket.Delete(ctx, key); err != nil && gcerrors.Code(err) != gcerrors.NotFound {
+		return translate("delete", key, err)
+	}
+	return nil
+}
+
+// SweepTemp deletes the temporary objects last modified before cutoff,
+// which crashed Puts left behind, and returns how many it deleted. A cutoff
+// an hour or more in the past never touches a Put in progress.
+func (s *Store) SweepTemp(ctx context.Context, cutoff time.Time) (int, error) {
+	it := s.bucket.List(&gcblob.ListOptions{Prefix: tempPrefix})
+	n := 0
+	for {
+		o, err := it.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			return n, nil
+		}
+		if err != nil {
+			return n, translate("list", tempPrefix, err)
+		}
+		if o.IsDir || !o.ModTime.Before(cutoff) {
+			continue
+		}
+		if err := s.bucket.Delete(ctx, o.Key); err != nil && gcerrors.Code(err) != gcerrors.NotFound {
+			return n, translate("delete", o.Key, err)
+		}
+		n++
+	}
+}
+
+// Key returns the storage key of digest sha, or invalid when sha is not 64
+// lowercase hex digits.
+func Key(sha string) (string, error) {
+	if !ValidDigest(sha) {
+		return "", strata.Invalid("sha256", "must be 64 lowercase hex digits")
+	}
+	return objectPrefix + sha[:2] + "/" + sha, nil
+}
+
+// ValidDigest reports whether s is a SHA-256 digest as this package writes
+// them: exactly 64 lowercase hex digits.
+func ValidDigest(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for i := range len(s) {
+		c := s[i]
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// translate turns a gocloud error into a strata error: not_found for a
+// missing object, unavailable for anything else the backend returns.
+func translate(action, key string, err error) error {
+	var se *strata.Error
+	switch {
+	case errors.As(err, &se):
+		return err
+	case gcerrors.Code(err) == gcerrors.NotFound:
+		return &strata.Error{Code: strata.CodeNotFound, Reason: "blob_not_found", Message: "no such object",
+			Err: fmt.Errorf("%s %s: %w", action, key, err)}
+	}
+	return &strata.Error{Code: strata.CodeUnavailable, Reason: "blob_unavailable", Message: "blob storage is unavailable",
+		Err: fmt.Errorf("%s %s: %w", action, key, err)}
+}
