@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/stratadev/strata"
 	"github.com/stratadev/strata/internal/auth"
+	"github.com/stratadev/strata/internal/content"
 	"github.com/stratadev/strata/internal/httpx"
 	"github.com/stratadev/strata/internal/mail"
 	"github.com/stratadev/strata/internal/observability"
@@ -89,13 +90,22 @@ func serveCmd(ctx context.Context, s *settings, stdout, stderr io.Writer) error 
 		return err
 	}
 
-	if roles["auth"] {
+	switch {
+	case roles["auth"]:
 		if err := authSvc.Start(ctx); err != nil {
 			return fmt.Errorf("start auth: %w", err)
 		}
 		goBG("auth maintenance", func(ctx context.Context) error { authSvc.Run(ctx); return nil })
+	case roles["content"]:
+		// Content only verifies tokens: it keeps the key ring current and
+		// leaves rotation to the auth instances.
+		if err := authSvc.Ring().Refresh(ctx); err != nil {
+			return fmt.Errorf("load signing keys: %w", err)
+		}
+		goBG("key ring", authSvc.Ring().Run)
 	}
-	mux := newMux(roles, probes, metrics, authSvc, s.trustProxy)
+	contentSvc := st.contentService(logger, notify)
+	mux := newMux(roles, probes, metrics, authSvc, contentSvc, s.trustProxy)
 
 	var consumers []*queue.Consumer
 	if roles["worker"] {
@@ -200,7 +210,7 @@ func serveCmd(ctx context.Context, s *settings, stdout, stderr io.Writer) error 
 
 // newMux mounts the probes, the metrics and the routes of every module
 // whose role this instance runs.
-func newMux(roles map[string]bool, probes *observability.Probes, metrics *observability.Metrics, authSvc *auth.Service, trustProxy bool) *httpx.Mux {
+func newMux(roles map[string]bool, probes *observability.Probes, metrics *observability.Metrics, authSvc *auth.Service, contentSvc *content.Service, trustProxy bool) *httpx.Mux {
 	mux := httpx.NewMux()
 	mux.Wrap(metrics.InFlight)
 	mux.Handle("GET /healthz", probes.HealthzHandler())
@@ -208,6 +218,9 @@ func newMux(roles map[string]bool, probes *observability.Probes, metrics *observ
 	mux.Handle("GET /metrics", metrics.Handler())
 	if roles["auth"] {
 		auth.Routes(mux, authSvc, trustProxy)
+	}
+	if roles["content"] {
+		content.Routes(mux, contentSvc, authSvc.Verifier())
 	}
 	return mux
 }
@@ -272,9 +285,11 @@ func openQueue(ctx context.Context, s *settings, logger *slog.Logger) (*queueCon
 			qc.describe += " (in-process only)"
 		}
 	}
-	if err := qc.client.EnsureStream(ctx, auth.StreamConfig()); err != nil {
-		qc.close()
-		return nil, err
+	for _, sc := range []queue.StreamConfig{auth.StreamConfig(), content.StreamConfig()} {
+		if err := qc.client.EnsureStream(ctx, sc); err != nil {
+			qc.close()
+			return nil, err
+		}
 	}
 	if err := qc.client.EnsureDeadLetterStream(ctx); err != nil {
 		qc.close()

@@ -48,7 +48,7 @@ func (s *settings) registerFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&s.dataDir, "data-dir", "./strata-data", "where the embedded databases, the NATS store and the generated master key live")
 	fs.StringVar(&s.httpAddr, "http-addr", ":8080", "the address of the HTTP API")
 	fs.StringVar(&s.debugAddr, "debug-addr", "", "the address of the pprof debug listener; empty disables it (bind it to loopback)")
-	fs.StringSliceVar(&s.roles, "roles", []string{"all"}, "the roles this instance runs: all, or any of auth, worker")
+	fs.StringSliceVar(&s.roles, "roles", []string{"all"}, "the roles this instance runs: all, or any of auth, content, worker")
 	fs.StringVar(&s.logFormat, "log-format", "json", "log format: json or text")
 	fs.StringVar(&s.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.DurationVar(&s.logFlush, "log-flush-interval", 200*time.Millisecond, "serve buffers log lines and writes them out this often (and on exit); 0 writes each line at once")
@@ -67,7 +67,7 @@ func (s *settings) registerFlags(fs *pflag.FlagSet) {
 }
 
 // knownRoles are the roles this build can run.
-var knownRoles = []string{"auth", "worker"}
+var knownRoles = []string{"auth", "content", "worker"}
 
 // roleSet expands --roles.
 func (s *settings) roleSet() map[string]bool {

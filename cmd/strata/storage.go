@@ -19,6 +19,8 @@ import (
 	"github.com/stratadev/strata/internal/auth/authsql"
 	"github.com/stratadev/strata/internal/auth/password"
 	"github.com/stratadev/strata/internal/auth/token"
+	"github.com/stratadev/strata/internal/content"
+	"github.com/stratadev/strata/internal/content/contentsql"
 	"github.com/stratadev/strata/internal/queue"
 	"github.com/stratadev/strata/internal/storage/sqldb"
 )
@@ -57,6 +59,10 @@ func openStorage(ctx context.Context, s *settings) (*storage, error) {
 		return nil, err
 	}
 	if err := authsql.Migrate(ctx, router); err != nil {
+		router.Close()
+		return nil, err
+	}
+	if err := contentsql.Migrate(ctx, router); err != nil {
 		router.Close()
 		return nil, err
 	}
@@ -154,4 +160,14 @@ func writeNew(path string, b []byte) error {
 		return err
 	}
 	return f.Close()
+}
+
+// contentService builds the content module on this storage. Until the
+// payments module exists, nobody holds an entitlement.
+func (st *storage) contentService(logger *slog.Logger, notify func()) *content.Service {
+	clock := strata.SystemClock{}
+	return content.NewService(content.Deps{
+		Store: contentsql.New(st.router, clock), Entitlements: content.NoEntitlements{},
+		Clock: clock, Logger: logger, NotifyOutbox: notify,
+	})
 }

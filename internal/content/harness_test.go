@@ -1,0 +1,209 @@
+package content_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stratadev/strata"
+	"github.com/stratadev/strata/internal/content"
+	"github.com/stratadev/strata/internal/content/contentsql"
+	"github.com/stratadev/strata/internal/httpx"
+	"github.com/stratadev/strata/internal/queue"
+	"github.com/stratadev/strata/internal/storage/sqldb"
+	"github.com/stratadev/strata/internal/storage/sqldbtest"
+	"github.com/stratadev/strata/stratatest"
+	"github.com/stretchr/testify/require"
+)
+
+// fakeVerifier accepts tokens "user:<usr id>:<role>"; content must not
+// import auth, so tests authenticate through this.
+type fakeVerifier struct{}
+
+func (fakeVerifier) Verify(_ context.Context, raw string) (*strata.Principal, error) {
+	parts := strings.Split(raw, ":")
+	if len(parts) != 3 || parts[0] != "user" {
+		return nil, strata.Errorf(strata.CodeUnauthenticated, "token_invalid", "bad token")
+	}
+	return &strata.Principal{UserID: strata.ID(parts[1]), Roles: []strata.Role{strata.Role(parts[2])}}, nil
+}
+
+// Shards of the test users: 16 logical shards on 3 databases put shards
+// 0-5, 6-10 and 11-15 in different files.
+var testShards = []int{1, 7, 12}
+
+type harness struct {
+	t       testing.TB
+	handler http.Handler
+	store   *contentsql.Store
+	router  *sqldb.Router
+	clock   *stratatest.Clock
+}
+
+func newHarness(t testing.TB) *harness {
+	t.Helper()
+	ctx := context.Background()
+	router := sqldbtest.OpenShards(t, 16, 3)
+	require.NoError(t, queue.MigrateOutbox(ctx, router))
+	require.NoError(t, contentsql.Migrate(ctx, router))
+	clock := stratatest.NewClock(time.Now().UTC().Truncate(time.Millisecond))
+	store := contentsql.New(router, clock)
+	svc := content.NewService(content.Deps{Store: store, Entitlements: content.NoEntitlements{}, Clock: clock})
+	mux := httpx.NewMux()
+	content.Routes(mux, svc, fakeVerifier{})
+	return &harness{t: t, handler: httpx.Chain(mux, httpx.RequestID, httpx.Recover), store: store, router: router, clock: clock}
+}
+
+// user is a caller: its id and bearer token.
+type user struct {
+	id    strata.ID
+	token string
+}
+
+// newUser makes a user with role on logical shard shard.
+func (h *harness) newUser(role strata.Role, shard int) user {
+	id := strata.NewID("usr", shard, h.clock.Now())
+	return user{id: id, token: "user:" + string(id) + ":" + string(role)}
+}
+
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (r response) json(t testing.TB) map[string]any {
+	t.Helper()
+	var m map[string]any
+	require.NoError(t, json.Unmarshal(r.body, &m), "body: %s", r.body)
+	return m
+}
+
+// problem returns the code of a problem+json answer (the error's reason)
+// and the fields it names.
+func (r response) problem(t testing.TB) (code string, fields []string) {
+	t.Helper()
+	require.Equal(t, "application/problem+json", r.header.Get("Content-Type"), "body: %s", r.body)
+	var p httpx.Problem
+	require.NoError(t, json.Unmarshal(r.body, &p), "body: %s", r.body)
+	for _, f := range p.Errors {
+		fields = append(fields, f.Field)
+	}
+	return p.Code, fields
+}
+
+// do sends a request through the real router as u (anonymous when u is
+// the zero user). body may be a string (sent as is) or a value
+// (JSON-encoded).
+func (h *harness) do(u user, method, path string, body any) response {
+	h.t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	default:
+		buf, err := json.Marshal(b)
+		require.NoError(h.t, err)
+		rd = bytes.NewReader(buf)
+	}
+	req := httptest.NewRequest(method, path, rd)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if u.token != "" {
+		req.Header.Set("Authorization", "Bearer "+u.token)
+	}
+	rec := httptest.NewRecorder()
+	h.handler.ServeHTTP(rec, req)
+	return response{status: rec.Code, header: rec.Header(), body: rec.Body.Bytes()}
+}
+
+// item is an item as the API answers it.
+type item struct {
+	ID          string       `json:"id"`
+	CreatorID   string       `json:"creator_id"`
+	Title       string       `json:"title"`
+	Description string       `json:"description"`
+	Price       strata.Money `json:"price"`
+	Tags        []string     `json:"tags"`
+	Status      string       `json:"status"`
+	Asset       *struct {
+		Status string `json:"status"`
+	} `json:"asset"`
+	Version   int64  `json:"version"`
+	CreatedAt string `json:"created_at"`
+	UpdatedAt string `json:"updated_at"`
+	DeletedAt string `json:"deleted_at"`
+}
+
+func decodeItem(t testing.TB, r response) item {
+	t.Helper()
+	var it item
+	require.NoError(t, json.Unmarshal(r.body, &it), "body: %s", r.body)
+	return it
+}
+
+func itemBody(title string, amount int64, tags ...string) map[string]any {
+	if tags == nil {
+		tags = []string{}
+	}
+	return map[string]any{"title": title, "description": "about " + title, "price": map[string]any{"amount": amount, "currency": "USD"}, "tags": tags}
+}
+
+// create makes a draft item of u and returns it.
+func (h *harness) create(u user, body any) item {
+	h.t.Helper()
+	r := h.do(u, "POST", "/v1/items", body)
+	require.Equal(h.t, http.StatusCreated, r.status, "body: %s", r.body)
+	return decodeItem(h.t, r)
+}
+
+// ready marks an item's asset ready, as the processing work will.
+func (h *harness) ready(id string) {
+	h.t.Helper()
+	require.NoError(h.t, h.store.PutAsset(context.Background(), strata.ID(id), content.Asset{
+		Status: content.AssetReady, SHA256: strings.Repeat("ab", 32), Size: 1234, MediaType: "image/png", Width: 10, Height: 20,
+	}))
+}
+
+// published makes a published item of u.
+func (h *harness) published(u user, body any) item {
+	h.t.Helper()
+	it := h.create(u, body)
+	h.ready(it.ID)
+	r := h.do(u, "POST", "/v1/items/"+it.ID+"/publish", nil)
+	require.Equal(h.t, http.StatusOK, r.status, "body: %s", r.body)
+	return decodeItem(h.t, r)
+}
+
+// outbox counts outbox rows by subject over every database, and returns
+// the payloads of rows about item (all rows when item is "").
+func (h *harness) outbox(item string) (map[string]int, []content.ItemEvent) {
+	h.t.Helper()
+	counts := map[string]int{}
+	var events []content.ItemEvent
+	for _, db := range h.router.DBs() {
+		rows, err := db.Reader().Query("SELECT subject, payload FROM outbox_events ORDER BY id")
+		require.NoError(h.t, err)
+		for rows.Next() {
+			var subject, payload string
+			require.NoError(h.t, rows.Scan(&subject, &payload))
+			var ev content.ItemEvent
+			require.NoError(h.t, json.Unmarshal([]byte(payload), &ev))
+			if item == "" || string(ev.ItemID) == item {
+				counts[subject]++
+				events = append(events, ev)
+			}
+		}
+		require.NoError(h.t, rows.Err())
+		rows.Close()
+	}
+	return counts, events
+}

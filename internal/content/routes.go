@@ -1,0 +1,28 @@
+package content
+
+import (
+	"net/http"
+
+	"github.com/stratadev/strata"
+	"github.com/stratadev/strata/internal/httpx"
+)
+
+// Routes registers every catalog route on mux. Reads are open to anonymous
+// callers (who see published items only); changes need a bearer token
+// that verifier accepts.
+func Routes(mux *httpx.Mux, s *Service, verifier httpx.TokenVerifier) {
+	authn := httpx.Authenticate(verifier)
+	anyone := func(h http.Handler) http.Handler { return httpx.Chain(h, authn) }
+	user := func(h http.Handler) http.Handler { return httpx.Chain(h, authn, httpx.RequireAuth()) }
+	creator := func(h http.Handler) http.Handler {
+		return httpx.Chain(h, authn, httpx.RequireAuth(strata.RoleCreator, strata.RoleAdmin))
+	}
+
+	mux.Handle("GET /v1/items", anyone(handleList(s)))
+	mux.Handle("POST /v1/items", creator(handleCreate(s)))
+	mux.Handle("GET /v1/items/{id}", anyone(handleGet(s)))
+	mux.Handle("PATCH /v1/items/{id}", user(handlePatch(s)))
+	mux.Handle("DELETE /v1/items/{id}", user(handleDelete(s)))
+	mux.Handle("POST /v1/items/{id}/publish", user(handleTransition(s.Publish)))
+	mux.Handle("POST /v1/items/{id}/unpublish", user(handleTransition(s.Unpublish)))
+}
