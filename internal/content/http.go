@@ -268,9 +268,14 @@ func parseListFilter(r *http.Request) (ListFilter, error) {
 			return f, strata.Invalid("tag", "must be 1 to 32 characters of a-z, 0-9 and '-'")
 		}
 	}
+	for _, name := range []string{"cursor", "limit", "creator", "tag", "q"} {
+		if len(q[name]) > 1 {
+			return f, strata.Invalid(name, "must be given at most once")
+		}
+	}
 	if v := q.Get("q"); v != "" {
-		if utf8.RuneCountInString(v) > MaxTitle || !utf8.ValidString(v) {
-			return f, strata.Invalid("q", "must be at most 200 characters of valid UTF-8")
+		if utf8.RuneCountInString(v) > MaxTitle || !utf8.ValidString(v) || strings.ContainsFunc(v, invisible) {
+			return f, strata.Invalid("q", "must be at most 200 characters of valid UTF-8 without control characters")
 		}
 		f.Query = v
 	}

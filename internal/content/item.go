@@ -108,6 +108,11 @@ type ListFilter struct {
 	Limit   int       // rows wanted from each database
 }
 
+// invisible reports control characters and format characters (category
+// Cf: bidi overrides, zero-width joiners) that would let a title look like
+// something it is not.
+func invisible(r rune) bool { return unicode.IsControl(r) || unicode.Is(unicode.Cf, r) }
+
 func validateTitle(title string) error {
 	n := utf8.RuneCountInString(title)
 	switch {
@@ -115,8 +120,8 @@ func validateTitle(title string) error {
 		return strata.Invalid("title", "is required")
 	case n > MaxTitle:
 		return strata.Invalid("title", "must be at most 200 characters")
-	case !utf8.ValidString(title) || strings.ContainsFunc(title, unicode.IsControl):
-		return strata.Invalid("title", "must not contain control characters")
+	case !utf8.ValidString(title) || strings.ContainsFunc(title, invisible):
+		return strata.Invalid("title", "must not contain control or invisible formatting characters")
 	}
 	return nil
 }

@@ -50,6 +50,7 @@ func TestCreateItem(t *testing.T) {
 		{name: "unknown currency", as: creator, body: withPrice(map[string]any{"amount": 100, "currency": "XXX"}), status: http.StatusBadRequest, code: "validation_failed", fields: []string{"price.currency"}},
 		{name: "title empty", as: creator, body: withTitle("   "), status: http.StatusBadRequest, code: "validation_failed", fields: []string{"title"}},
 		{name: "title too long", as: creator, body: withTitle(strings.Repeat("é", 201)), status: http.StatusBadRequest, code: "validation_failed", fields: []string{"title"}},
+		{name: "bidi override in title", as: creator, body: withTitle("invoice\u202egpj.exe"), status: http.StatusBadRequest, code: "validation_failed", fields: []string{"title"}},
 		{name: "title longest", as: creator, body: withTitle(strings.Repeat("é", 200)), status: http.StatusCreated},
 		{name: "title control character", as: creator, body: withTitle("a\u0007b"), status: http.StatusBadRequest, code: "validation_failed", fields: []string{"title"}},
 		{name: "description too long", as: creator, body: map[string]any{"title": "x", "description": strings.Repeat("d", 10001), "price": map[string]any{"amount": 0, "currency": "EUR"}}, status: http.StatusBadRequest, code: "validation_failed", fields: []string{"description"}},

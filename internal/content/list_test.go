@@ -192,3 +192,12 @@ func TestListBadInput(t *testing.T) {
 		})
 	}
 }
+
+func TestListRefusesRepeatsAndInvisibleCharacters(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	for _, q := range []string{"?tag=a&tag=b", "?q=%E2%80%AEevil", "?q=a%00b", "?creator=x&creator=y"} {
+		r := h.do(user{}, "GET", "/v1/items"+q, nil)
+		require.Equal(t, 400, r.status, "query %s: %s", q, r.body)
+	}
+}

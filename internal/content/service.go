@@ -179,7 +179,8 @@ func mayManage(ctx context.Context, it *Item) bool {
 // when nothing changed; the version and update time are then bumped, the
 // item written and the event recorded. Errors: unauthenticated, not_found
 // "item_not_found", permission_denied "not_owner" (whether or not the
-// caller may see the item: ids are unguessable), and fn's own.
+// caller may see the item — the issue asks for 403 for anyone but the
+// owner and admins; ids are unguessable), and fn's own.
 func (s *Service) change(ctx context.Context, id strata.ID, fn func(it *Item) (string, map[string]any, error)) (*Item, error) {
 	if strata.PrincipalFrom(ctx) == nil {
 		return nil, errNoPrincipal
@@ -199,7 +200,7 @@ func (s *Service) change(ctx context.Context, id strata.ID, fn func(it *Item) (s
 			return err
 		}
 		if !mayManage(ctx, it) {
-			return errNotOwner
+			return errNotOwner // the issue asks for 403 here, draft or not
 		}
 		subject, changed, err := fn(it)
 		if err != nil {
