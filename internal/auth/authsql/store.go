@@ -70,7 +70,7 @@ func scanUser(row interface{ Scan(...any) error }) (*auth.User, error) {
 			u.Roles = append(u.Roles, strata.Role(r))
 		}
 	}
-	u.CreatedAt, u.UpdatedAt = fromMS(created), fromMS(updated)
+	u.CreatedAt, u.UpdatedAt = sqldb.FromMillis(created), sqldb.FromMillis(updated)
 	return &u, nil
 }
 
@@ -153,7 +153,7 @@ func (s *Store) ListAudit(ctx context.Context, f auth.AuditFilter) ([]auth.Audit
 				rows.Close()
 				return nil, fmt.Errorf("scan audit: %w", err)
 			}
-			e.CreatedAt = fromMS(created)
+			e.CreatedAt = sqldb.FromMillis(created)
 			if err := json.Unmarshal([]byte(detail), &e.Detail); err != nil {
 				rows.Close()
 				return nil, fmt.Errorf("decode audit detail %s: %w", e.ID, err)
@@ -198,7 +198,7 @@ func (s *Store) SigningKeys(ctx context.Context) ([]auth.StoredKey, error) {
 		if k.Sealed, err = base64.StdEncoding.DecodeString(sealed); err != nil {
 			return nil, fmt.Errorf("decode sealed key %s: %w", k.ID, err)
 		}
-		k.NotBefore, k.RetireAt, k.ExpiresAt, k.CreatedAt = fromMS(nb), fromMS(ra), fromMS(ea), fromMS(ca)
+		k.NotBefore, k.RetireAt, k.ExpiresAt, k.CreatedAt = sqldb.FromMillis(nb), sqldb.FromMillis(ra), sqldb.FromMillis(ea), sqldb.FromMillis(ca)
 		keys = append(keys, k)
 	}
 	return keys, rows.Err()
@@ -236,11 +236,11 @@ func (s *Store) Purge(ctx context.Context, now, idleBefore, revokedBefore time.T
 		table, key, where string
 		args              []any
 	}{
-		{"auth_throttle", "key", "window_start < $1 AND locked_until < $2", []any{ms(idleBefore), ms(now)}},
-		{"auth_one_time_tokens", "id", "expires_at < $1", []any{ms(now)}},
+		{"auth_throttle", "key", "window_start < $1 AND locked_until < $2", []any{sqldb.Millis(idleBefore), sqldb.Millis(now)}},
+		{"auth_one_time_tokens", "id", "expires_at < $1", []any{sqldb.Millis(now)}},
 		{"auth_refresh_tokens", "id", `expires_at < $1 OR session_id IN
-			(SELECT id FROM auth_sessions WHERE expires_at < $1 OR revoked_at < $2)`, []any{ms(now), ms(revokedBefore)}},
-		{"auth_sessions", "id", "expires_at < $1 OR revoked_at < $2", []any{ms(now), ms(revokedBefore)}},
+			(SELECT id FROM auth_sessions WHERE expires_at < $1 OR revoked_at < $2)`, []any{sqldb.Millis(now), sqldb.Millis(revokedBefore)}},
+		{"auth_sessions", "id", "expires_at < $1 OR revoked_at < $2", []any{sqldb.Millis(now), sqldb.Millis(revokedBefore)}},
 	}
 	var total int64
 	var errs []error
@@ -288,31 +288,6 @@ func readThrottle(ctx context.Context, q sqldb.Querier, key, suffix string) (aut
 	if err != nil {
 		return t, fmt.Errorf("read throttle: %w", sqldb.Translate(err))
 	}
-	t.WindowStart, t.LockedUntil = fromMS(ws), fromMS(lu)
+	t.WindowStart, t.LockedUntil = sqldb.FromMillis(ws), sqldb.FromMillis(lu)
 	return t, nil
-}
-
-func ms(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixMilli()
-}
-
-func nullMS(t time.Time) sql.NullInt64 {
-	return sql.NullInt64{Int64: t.UnixMilli(), Valid: !t.IsZero()}
-}
-
-func fromMS(v int64) time.Time {
-	if v == 0 {
-		return time.Time{}
-	}
-	return time.UnixMilli(v).UTC()
-}
-
-func fromNullMS(v sql.NullInt64) time.Time {
-	if !v.Valid {
-		return time.Time{}
-	}
-	return fromMS(v.Int64)
 }

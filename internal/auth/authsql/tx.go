@@ -34,7 +34,7 @@ func (t *txStore) exec(ctx context.Context, action, q string, args ...any) error
 func (t *txStore) InsertEmailIndex(ctx context.Context, email string, user strata.ID, now time.Time) error {
 	return t.exec(ctx, "index email",
 		"INSERT INTO auth_email_index (email, shard, user_id, created_at) VALUES ($1, $2, $3, $4)",
-		email, t.shard, user, ms(now))
+		email, t.shard, user, sqldb.Millis(now))
 }
 
 func (t *txStore) DeleteEmailIndex(ctx context.Context, email string, user strata.ID) error {
@@ -45,7 +45,7 @@ func (t *txStore) InsertUser(ctx context.Context, u *auth.User) error {
 	shard, _ := u.ID.Shard()
 	return t.exec(ctx, "insert user",
 		"INSERT INTO auth_users ("+userColumns+", shard) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-		u.ID, u.Email, u.Name, joinRoles(u.Roles), u.EmailVerified, u.PasswordHash, ms(u.CreatedAt), ms(u.UpdatedAt), shard)
+		u.ID, u.Email, u.Name, joinRoles(u.Roles), u.EmailVerified, u.PasswordHash, sqldb.Millis(u.CreatedAt), sqldb.Millis(u.UpdatedAt), shard)
 }
 
 func (t *txStore) UserForUpdate(ctx context.Context, id strata.ID) (*auth.User, error) {
@@ -60,13 +60,13 @@ func (t *txStore) UpdateUser(ctx context.Context, u *auth.User) error {
 	return t.exec(ctx, "update user",
 		`UPDATE auth_users SET email = $2, name = $3, roles = $4, email_verified = $5, password_hash = $6, updated_at = $7
 		 WHERE id = $1`,
-		u.ID, u.Email, u.Name, joinRoles(u.Roles), u.EmailVerified, u.PasswordHash, ms(u.UpdatedAt))
+		u.ID, u.Email, u.Name, joinRoles(u.Roles), u.EmailVerified, u.PasswordHash, sqldb.Millis(u.UpdatedAt))
 }
 
 func (t *txStore) InsertSession(ctx context.Context, s *auth.Session) error {
 	return t.exec(ctx, "insert session",
 		`INSERT INTO auth_sessions (id, user_id, created_at, expires_at, user_agent, ip) VALUES ($1, $2, $3, $4, $5, $6)`,
-		s.ID, s.UserID, ms(s.CreatedAt), ms(s.ExpiresAt), s.UserAgent, s.IP)
+		s.ID, s.UserID, sqldb.Millis(s.CreatedAt), sqldb.Millis(s.ExpiresAt), s.UserAgent, s.IP)
 }
 
 func (t *txStore) SessionForUpdate(ctx context.Context, id strata.ID) (*auth.Session, error) {
@@ -79,18 +79,18 @@ func (t *txStore) SessionForUpdate(ctx context.Context, id strata.ID) (*auth.Ses
 	if err != nil {
 		return nil, fmt.Errorf("read session %s: %w", id, sqldb.Translate(err))
 	}
-	s.CreatedAt, s.ExpiresAt, s.RevokedAt = fromMS(created), fromMS(expires), fromNullMS(revoked)
+	s.CreatedAt, s.ExpiresAt, s.RevokedAt = sqldb.FromMillis(created), sqldb.FromMillis(expires), sqldb.FromNullMillis(revoked)
 	return &s, nil
 }
 
 func (t *txStore) RevokeSession(ctx context.Context, id strata.ID, reason string, now time.Time) error {
 	return t.exec(ctx, "revoke session",
-		"UPDATE auth_sessions SET revoked_at = $2, revoke_reason = $3 WHERE id = $1 AND revoked_at IS NULL", id, ms(now), reason)
+		"UPDATE auth_sessions SET revoked_at = $2, revoke_reason = $3 WHERE id = $1 AND revoked_at IS NULL", id, sqldb.Millis(now), reason)
 }
 
 func (t *txStore) RevokeUserSessions(ctx context.Context, user strata.ID, reason string, now time.Time) (int, error) {
 	res, err := t.tx.ExecContext(ctx,
-		"UPDATE auth_sessions SET revoked_at = $2, revoke_reason = $3 WHERE user_id = $1 AND revoked_at IS NULL", user, ms(now), reason)
+		"UPDATE auth_sessions SET revoked_at = $2, revoke_reason = $3 WHERE user_id = $1 AND revoked_at IS NULL", user, sqldb.Millis(now), reason)
 	if err != nil {
 		return 0, fmt.Errorf("revoke sessions of %s: %w", user, sqldb.Translate(err))
 	}
@@ -101,7 +101,7 @@ func (t *txStore) RevokeUserSessions(ctx context.Context, user strata.ID, reason
 func (t *txStore) InsertRefreshToken(ctx context.Context, r *auth.RefreshToken) error {
 	return t.exec(ctx, "insert refresh token",
 		`INSERT INTO auth_refresh_tokens (id, session_id, user_id, hash, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)`,
-		r.ID, r.SessionID, r.UserID, r.Hash, ms(r.CreatedAt), ms(r.ExpiresAt))
+		r.ID, r.SessionID, r.UserID, r.Hash, sqldb.Millis(r.CreatedAt), sqldb.Millis(r.ExpiresAt))
 }
 
 func (t *txStore) RefreshTokenForUpdate(ctx context.Context, id strata.ID) (*auth.RefreshToken, error) {
@@ -115,7 +115,7 @@ func (t *txStore) RefreshTokenForUpdate(ctx context.Context, id strata.ID) (*aut
 	if err != nil {
 		return nil, fmt.Errorf("read refresh token: %w", sqldb.Translate(err))
 	}
-	r.CreatedAt, r.ExpiresAt, r.UsedAt = fromMS(created), fromMS(expires), fromNullMS(used)
+	r.CreatedAt, r.ExpiresAt, r.UsedAt = sqldb.FromMillis(created), sqldb.FromMillis(expires), sqldb.FromNullMillis(used)
 	if r.Successor, err = base64.StdEncoding.DecodeString(successor); err != nil {
 		return nil, fmt.Errorf("decode successor of %s: %w", id, err)
 	}
@@ -125,7 +125,7 @@ func (t *txStore) RefreshTokenForUpdate(ctx context.Context, id strata.ID) (*aut
 func (t *txStore) MarkRefreshTokenUsed(ctx context.Context, id strata.ID, now time.Time, successor []byte) error {
 	return t.spend(ctx, "rotate refresh token",
 		"UPDATE auth_refresh_tokens SET used_at = $2, successor = $3 WHERE id = $1 AND used_at IS NULL",
-		id, ms(now), base64.StdEncoding.EncodeToString(successor))
+		id, sqldb.Millis(now), base64.StdEncoding.EncodeToString(successor))
 }
 
 // spend runs a conditional "mark used" update: it is the update, not an
@@ -149,7 +149,7 @@ func (t *txStore) spend(ctx context.Context, action, q string, args ...any) erro
 func (t *txStore) InsertOneTimeToken(ctx context.Context, o *auth.OneTimeToken) error {
 	return t.exec(ctx, "insert one-time token",
 		`INSERT INTO auth_one_time_tokens (id, user_id, purpose, hash, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)`,
-		o.ID, o.UserID, string(o.Purpose), o.Hash, ms(o.CreatedAt), ms(o.ExpiresAt))
+		o.ID, o.UserID, string(o.Purpose), o.Hash, sqldb.Millis(o.CreatedAt), sqldb.Millis(o.ExpiresAt))
 }
 
 func (t *txStore) OneTimeTokenForUpdate(ctx context.Context, id strata.ID) (*auth.OneTimeToken, error) {
@@ -164,12 +164,12 @@ func (t *txStore) OneTimeTokenForUpdate(ctx context.Context, id strata.ID) (*aut
 		return nil, fmt.Errorf("read one-time token: %w", sqldb.Translate(err))
 	}
 	o.Purpose = auth.Purpose(purpose)
-	o.CreatedAt, o.ExpiresAt, o.UsedAt = fromMS(created), fromMS(expires), fromNullMS(used)
+	o.CreatedAt, o.ExpiresAt, o.UsedAt = sqldb.FromMillis(created), sqldb.FromMillis(expires), sqldb.FromNullMillis(used)
 	return &o, nil
 }
 
 func (t *txStore) MarkOneTimeTokenUsed(ctx context.Context, id strata.ID, now time.Time) error {
-	return t.spend(ctx, "use one-time token", "UPDATE auth_one_time_tokens SET used_at = $2 WHERE id = $1 AND used_at IS NULL", id, ms(now))
+	return t.spend(ctx, "use one-time token", "UPDATE auth_one_time_tokens SET used_at = $2 WHERE id = $1 AND used_at IS NULL", id, sqldb.Millis(now))
 }
 
 func (t *txStore) InsertAudit(ctx context.Context, e *auth.AuditEvent) error {
@@ -182,7 +182,7 @@ func (t *txStore) InsertAudit(ctx context.Context, e *auth.AuditEvent) error {
 	}
 	return t.exec(ctx, "insert audit event",
 		`INSERT INTO auth_audit (id, user_id, event, ip, user_agent, detail, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-		e.ID, e.UserID, e.Event, e.IP, e.UserAgent, string(detail), ms(e.CreatedAt))
+		e.ID, e.UserID, e.Event, e.IP, e.UserAgent, string(detail), sqldb.Millis(e.CreatedAt))
 }
 
 func (t *txStore) Outbox(ctx context.Context, ev queue.Event) error {
@@ -195,7 +195,7 @@ func (t *txStore) InsertSigningKey(ctx context.Context, k *auth.StoredKey) error
 		`INSERT INTO auth_signing_keys (id, generation, public_key, sealed_key, not_before, retire_at, expires_at, created_at)
 		 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
 		k.ID, k.Generation, base64.StdEncoding.EncodeToString(k.Public), base64.StdEncoding.EncodeToString(k.Sealed),
-		ms(k.NotBefore), ms(k.RetireAt), ms(k.ExpiresAt), ms(k.CreatedAt))
+		sqldb.Millis(k.NotBefore), sqldb.Millis(k.RetireAt), sqldb.Millis(k.ExpiresAt), sqldb.Millis(k.CreatedAt))
 }
 
 func (t *txStore) ThrottleForUpdate(ctx context.Context, key string) (auth.Throttle, error) {
@@ -214,11 +214,11 @@ func (t *txStore) CountAttempt(ctx context.Context, key string, now, windowStart
 		   locks = CASE WHEN auth_throttle.window_start <= $3 THEN 0 ELSE auth_throttle.locks END,
 		   window_start = CASE WHEN auth_throttle.window_start <= $3 THEN $2 ELSE auth_throttle.window_start END
 		 RETURNING window_start, failures, locked_until, locks`,
-		key, ms(now), ms(windowStartBefore)).Scan(&ws, &th.Failures, &lu, &th.Locks)
+		key, sqldb.Millis(now), sqldb.Millis(windowStartBefore)).Scan(&ws, &th.Failures, &lu, &th.Locks)
 	if err != nil {
 		return th, fmt.Errorf("count attempt: %w", sqldb.Translate(err))
 	}
-	th.WindowStart, th.LockedUntil = fromMS(ws), fromMS(lu)
+	th.WindowStart, th.LockedUntil = sqldb.FromMillis(ws), sqldb.FromMillis(lu)
 	return th, nil
 }
 
@@ -228,7 +228,7 @@ func (t *txStore) UncountAttempt(ctx context.Context, key string) error {
 
 func (t *txStore) Lock(ctx context.Context, key string, until time.Time, failures, locks int) error {
 	return t.exec(ctx, "lock throttle key", "UPDATE auth_throttle SET locked_until = $2, failures = $3, locks = $4 WHERE key = $1",
-		key, ms(until), failures, locks)
+		key, sqldb.Millis(until), failures, locks)
 }
 
 func (t *txStore) DeleteThrottle(ctx context.Context, key string) error {

@@ -12,7 +12,6 @@ import (
 	"io/fs"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/stratadev/strata"
 	"github.com/stratadev/strata/internal/content"
@@ -78,15 +77,15 @@ func scanItem(row interface{ Scan(...any) error }) (*content.Item, error) {
 	}
 	it.Status = content.Status(status)
 	it.Tags = splitTags(tags)
-	it.CreatedAt, it.UpdatedAt = fromMS(created), fromMS(updated)
+	it.CreatedAt, it.UpdatedAt = sqldb.FromMillis(created), sqldb.FromMillis(updated)
 	if deleted.Valid {
-		it.DeletedAt = fromMS(deleted.Int64)
+		it.DeletedAt = sqldb.FromMillis(deleted.Int64)
 	}
 	if aStatus.Valid {
 		it.Asset = &content.Asset{
 			Status: content.AssetStatus(aStatus.String), SHA256: aSHA.String, Size: aSize.Int64, MediaType: aType.String,
 			Width: int(aWidth.Int64), Height: int(aHeight.Int64), FailureReason: aReason.String,
-			CreatedAt: fromMS(aCreated.Int64), UpdatedAt: fromMS(aUpdated.Int64),
+			CreatedAt: sqldb.FromMillis(aCreated.Int64), UpdatedAt: sqldb.FromMillis(aUpdated.Int64),
 		}
 	}
 	return &it, nil
@@ -185,22 +184,4 @@ func (s *Store) PutAsset(ctx context.Context, item strata.ID, a content.Asset) e
 		return &strata.Error{Code: strata.CodeNotFound, Reason: "not_found", Message: "not found"}
 	}
 	return s.Tx(ctx, shard, func(tx content.Tx) error { return tx.PutAsset(ctx, item, a) })
-}
-
-func ms(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixMilli()
-}
-
-func nullMS(t time.Time) sql.NullInt64 {
-	return sql.NullInt64{Int64: t.UnixMilli(), Valid: !t.IsZero()}
-}
-
-func fromMS(v int64) time.Time {
-	if v == 0 {
-		return time.Time{}
-	}
-	return time.UnixMilli(v).UTC()
 }

@@ -43,7 +43,7 @@ func (t *txStore) InsertItem(ctx context.Context, it *content.Item) error {
 		   tags, status, version, created_at, updated_at, deleted_at)
 		 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
 		it.ID, shard, it.CreatorID, it.Title, strings.ToLower(it.Title), it.Description, it.Price.Amount, it.Price.Currency,
-		strings.Join(it.Tags, ","), string(it.Status), it.Version, ms(it.CreatedAt), ms(it.UpdatedAt), nullMS(it.DeletedAt)); err != nil {
+		strings.Join(it.Tags, ","), string(it.Status), it.Version, sqldb.Millis(it.CreatedAt), sqldb.Millis(it.UpdatedAt), sqldb.NullMillis(it.DeletedAt)); err != nil {
 		return err
 	}
 	return t.insertTags(ctx, it.ID, it.Tags)
@@ -79,7 +79,7 @@ func (t *txStore) UpdateItem(ctx context.Context, it *content.Item) error {
 		   tags = $7, status = $8, version = $9, updated_at = $10, deleted_at = $11
 		 WHERE id = $1`,
 		it.ID, it.Title, strings.ToLower(it.Title), it.Description, it.Price.Amount, it.Price.Currency,
-		strings.Join(it.Tags, ","), string(it.Status), it.Version, ms(it.UpdatedAt), nullMS(it.DeletedAt))
+		strings.Join(it.Tags, ","), string(it.Status), it.Version, sqldb.Millis(it.UpdatedAt), sqldb.NullMillis(it.DeletedAt))
 	if err != nil {
 		return err
 	}
@@ -111,7 +111,7 @@ func (t *txStore) PutAsset(ctx context.Context, item strata.ID, a content.Asset)
 		 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 		 ON CONFLICT (item_id) DO UPDATE SET status = $2, sha256 = $3, size = $4, media_type = $5, width = $6,
 		   height = $7, failure_reason = $8, updated_at = $10`,
-		item, string(a.Status), a.SHA256, a.Size, a.MediaType, a.Width, a.Height, a.FailureReason, ms(created), ms(now))
+		item, string(a.Status), a.SHA256, a.Size, a.MediaType, a.Width, a.Height, a.FailureReason, sqldb.Millis(created), sqldb.Millis(now))
 	return err
 }
 
