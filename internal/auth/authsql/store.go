@@ -139,39 +139,44 @@ func (s *Store) ListAudit(ctx context.Context, f auth.AuditFilter) ([]auth.Audit
 		}
 		dbs = []*sqldb.DB{db}
 	}
-	var out []auth.AuditEvent
-	for _, db := range dbs {
-		rows, err := db.Reader().QueryContext(ctx, q, args...)
+	out, err := sqldb.Gather(ctx, dbs, func(ctx context.Context, db *sqldb.DB) ([]auth.AuditEvent, error) {
+		events, err := scanAudit(ctx, db.Reader(), q, args...)
 		if err != nil {
 			return nil, fmt.Errorf("list audit on %s: %w", db.Name(), err)
 		}
-		for rows.Next() {
-			var e auth.AuditEvent
-			var detail string
-			var created int64
-			if err := rows.Scan(&e.ID, &e.UserID, &e.Event, &e.IP, &e.UserAgent, &detail, &created); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("scan audit: %w", err)
-			}
-			e.CreatedAt = sqldb.FromMillis(created)
-			if err := json.Unmarshal([]byte(detail), &e.Detail); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("decode audit detail %s: %w", e.ID, err)
-			}
-			out = append(out, e)
-		}
-		if err := rows.Close(); err != nil {
-			return nil, err
-		}
-		if err := rows.Err(); err != nil {
-			return nil, err
-		}
+		return events, nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	slices.SortFunc(out, func(a, b auth.AuditEvent) int { return cmp.Compare(b.ID, a.ID) })
 	if len(out) > f.Limit {
 		out = out[:f.Limit]
 	}
 	return out, nil
+}
+
+func scanAudit(ctx context.Context, q sqldb.Querier, query string, args ...any) ([]auth.AuditEvent, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, sqldb.Translate(err)
+	}
+	defer rows.Close()
+	var out []auth.AuditEvent
+	for rows.Next() {
+		var e auth.AuditEvent
+		var detail string
+		var created int64
+		if err := rows.Scan(&e.ID, &e.UserID, &e.Event, &e.IP, &e.UserAgent, &detail, &created); err != nil {
+			return nil, fmt.Errorf("scan audit: %w", err)
+		}
+		e.CreatedAt = sqldb.FromMillis(created)
+		if err := json.Unmarshal([]byte(detail), &e.Detail); err != nil {
+			return nil, fmt.Errorf("decode audit detail %s: %w", e.ID, err)
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
 }
 
 // SigningKeys reads every key from shard 0's writer pool, newest first, so

@@ -148,13 +148,15 @@ func (s *Store) ListItems(ctx context.Context, f content.ListFilter) ([]content.
 		}
 		dbs = []*sqldb.DB{db}
 	}
-	var out []content.Item
-	for _, db := range dbs {
+	out, err := sqldb.Gather(ctx, dbs, func(ctx context.Context, db *sqldb.DB) ([]content.Item, error) {
 		items, err := queryItems(ctx, db.Reader(), q, args...)
 		if err != nil {
 			return nil, fmt.Errorf("list items on %s: %w", db.Name(), err)
 		}
-		out = append(out, items...)
+		return items, nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	slices.SortFunc(out, func(a, b content.Item) int { return cmp.Compare(b.ID, a.ID) })
 	return out, nil

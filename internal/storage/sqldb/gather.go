@@ -1,0 +1,29 @@
+package sqldb
+
+import (
+	"context"
+	"slices"
+
+	"golang.org/x/sync/errgroup"
+)
+
+// Gather runs fn on every database of dbs at once and concatenates what
+// they return, in the order of dbs; the first error cancels the others and
+// is returned. It is the scatter half of a cross-shard read: callers merge
+// and cut the result, and bound each database's share (a LIMIT), so the
+// fan-out costs at most len(dbs) × that bound rows.
+func Gather[T any](ctx context.Context, dbs []*DB, fn func(ctx context.Context, db *DB) ([]T, error)) ([]T, error) {
+	parts := make([][]T, len(dbs))
+	g, gctx := errgroup.WithContext(ctx)
+	for i, db := range dbs {
+		g.Go(func() error {
+			part, err := fn(gctx, db)
+			parts[i] = part
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	return slices.Concat(parts...), nil
+}
