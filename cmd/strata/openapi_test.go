@@ -51,7 +51,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	for _, r := range knownRoles {
 		all[r] = true
 	}
-	served := newMux(all, observability.NewProbes(), observability.NewMetrics(), svc, st.contentService(slog.New(slog.NewTextHandler(io.Discard, nil)), nil), false).Patterns()
+	served := newMux(all, observability.NewProbes(), observability.NewMetrics(), svc, st.contentService(cfg.content, nil, slog.New(slog.NewTextHandler(io.Discard, nil)), nil), false).Patterns()
 
 	slices.Sort(documented)
 	slices.Sort(served)

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"image"
+	pngpkg "image/png"
 	"io"
 	"net"
 	"net/http"
@@ -166,11 +168,32 @@ func TestREADMEWalkthrough(t *testing.T) {
 	require.Equal(t, http.StatusOK, status)
 	require.Empty(t, body["items"])
 
+	// Upload a picture; the worker processes it; publish; anyone lists it.
+	var png bytes.Buffer
+	require.NoError(t, pngpkg.Encode(&png, image.NewRGBA(image.Rect(0, 0, 3, 2))))
+	req, err := http.NewRequest("PUT", in.base+"/v1/items/"+itemID+"/file", &png)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+creator)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusAccepted, resp.StatusCode)
+	require.Eventually(t, func() bool {
+		_, body := call(t, "GET", in.base+"/v1/items/"+itemID, nil, creator)
+		asset, _ := body["asset"].(map[string]any)
+		return asset != nil && asset["status"] == "ready"
+	}, 15*time.Second, 20*time.Millisecond, "the worker marks the asset ready")
+	status, body = call(t, "POST", in.base+"/v1/items/"+itemID+"/publish", nil, creator)
+	require.Equal(t, http.StatusOK, status, "%v", body)
+	status, body = call(t, "GET", in.base+"/v1/items", nil, "")
+	require.Equal(t, http.StatusOK, status)
+	require.Len(t, body["items"], 1)
+
 	status, _ = call(t, "GET", in.base+"/healthz", nil, "")
 	require.Equal(t, http.StatusOK, status)
 	status, body = call(t, "GET", in.base+"/readyz", nil, "")
 	require.Equal(t, http.StatusOK, status, "%v", body)
-	resp, err := http.Get(in.base + "/metrics")
+	resp, err = http.Get(in.base + "/metrics")
 	require.NoError(t, err)
 	metrics, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()

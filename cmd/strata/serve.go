@@ -17,10 +17,12 @@ import (
 	"github.com/stratadev/strata"
 	"github.com/stratadev/strata/internal/auth"
 	"github.com/stratadev/strata/internal/content"
+	"github.com/stratadev/strata/internal/content/contentsql"
 	"github.com/stratadev/strata/internal/httpx"
 	"github.com/stratadev/strata/internal/mail"
 	"github.com/stratadev/strata/internal/observability"
 	"github.com/stratadev/strata/internal/queue"
+	"github.com/stratadev/strata/internal/storage/blob"
 )
 
 // serveCmd runs the roles of s until ctx ends, then shuts down gracefully:
@@ -104,7 +106,13 @@ func serveCmd(ctx context.Context, s *settings, stdout, stderr io.Writer) error 
 		}
 		goBG("key ring", authSvc.Ring().Run)
 	}
-	contentSvc := st.contentService(logger, notify)
+	blobs, err := blob.Open(ctx, s.blobURL())
+	if err != nil {
+		return fmt.Errorf("blob-url: %w", err)
+	}
+	defer blobs.Close()
+	probes.AddReadinessCheck("blobs", blobs.Ping)
+	contentSvc := st.contentService(s.content, blobs, logger, notify)
 	mux := newMux(roles, probes, metrics, authSvc, contentSvc, s.trustProxy)
 
 	var consumers []*queue.Consumer
@@ -117,13 +125,22 @@ func serveCmd(ctx context.Context, s *settings, stdout, stderr io.Writer) error 
 			}
 			mc.Mailer = m
 		}
-		cfg := mc.ConsumerConfig()
-		cfg.Metrics = qmetrics
-		c, err := q.client.Consume(ctx, cfg, mc.Handle, logger)
-		if err != nil {
-			return fmt.Errorf("start mail consumer: %w", err)
+		ap := content.AssetProcessor{Store: contentsql.New(st.router, clock), Blobs: blobs, Clock: clock, Logger: logger}
+		for _, w := range []struct {
+			name string
+			cfg  queue.ConsumerConfig
+			h    queue.Handler
+		}{
+			{"mail", mc.ConsumerConfig(), mc.Handle},
+			{"asset processor", ap.ConsumerConfig(), ap.Handle},
+		} {
+			w.cfg.Metrics = qmetrics
+			c, err := q.client.Consume(ctx, w.cfg, w.h, logger)
+			if err != nil {
+				return fmt.Errorf("start %s consumer: %w", w.name, err)
+			}
+			consumers = append(consumers, c)
 		}
-		consumers = append(consumers, c)
 	}
 	defer func() { // an early return stops them before the queue closes; after a normal stop, a no-op
 		ctx, cancel := context.WithTimeout(context.Background(), s.shutdownGrace)

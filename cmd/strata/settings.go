@@ -13,8 +13,10 @@ import (
 	"github.com/stratadev/strata"
 	"github.com/stratadev/strata/internal/auth"
 	"github.com/stratadev/strata/internal/auth/password"
+	"github.com/stratadev/strata/internal/content"
 	"github.com/stratadev/strata/internal/mail"
 	"github.com/stratadev/strata/internal/observability"
+	"github.com/stratadev/strata/internal/storage/blob"
 )
 
 // settings is every setting of strata serve and the admin commands. Each
@@ -41,6 +43,8 @@ type settings struct {
 	mailFrom          string
 	trustProxy        bool
 	auth              auth.Config
+	content           content.Config
+	blob              blob.Config
 }
 
 func (s *settings) registerFlags(fs *pflag.FlagSet) {
@@ -64,6 +68,8 @@ func (s *settings) registerFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&s.mailFrom, "mail-from", "Strata <no-reply@localhost>", "the From address of mail")
 	fs.BoolVar(&s.trustProxy, "trust-proxy-headers", false, "take the client address from X-Forwarded-For (only behind a trusted proxy)")
 	s.auth.RegisterFlags(fs)
+	s.content.RegisterFlags(fs)
+	s.blob.RegisterFlags(fs)
 }
 
 // knownRoles are the roles this build can run.
@@ -139,7 +145,21 @@ func (s *settings) validate() error {
 	if err := s.argon2Params().Validate(); err != nil {
 		return err
 	}
+	if err := s.content.Validate(); err != nil {
+		return err
+	}
+	if err := s.blob.Validate(); err != nil {
+		return err
+	}
 	return s.auth.Validate()
+}
+
+// blobURL is where blobs live: --blob-url, or a folder in the data directory.
+func (s *settings) blobURL() string {
+	if s.blob.URL != "" {
+		return s.blob.URL
+	}
+	return filepath.Join(s.dataDir, "blobs")
 }
 
 func (s *settings) argon2Params() password.Params {

@@ -164,10 +164,10 @@ func writeNew(path string, b []byte) error {
 
 // contentService builds the content module on this storage. Until the
 // payments module exists, nobody holds an entitlement.
-func (st *storage) contentService(logger *slog.Logger, notify func()) *content.Service {
+func (st *storage) contentService(cfg content.Config, blobs content.Blobs, logger *slog.Logger, notify func()) *content.Service {
 	clock := strata.SystemClock{}
 	return content.NewService(content.Deps{
 		Store: contentsql.New(st.router, clock), Entitlements: content.NoEntitlements{},
-		Clock: clock, Logger: logger, NotifyOutbox: notify,
+		Config: cfg, Blobs: blobs, Clock: clock, Logger: logger, NotifyOutbox: notify,
 	})
 }

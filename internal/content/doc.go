@@ -1,14 +1,33 @@
 // Package content is Strata's content-delivery module. This slice holds the
 // catalog: items that creators sell or give away, with their price, tags,
-// publication status and (once uploads land) their asset.
+// publication status and their asset, the file a creator uploads whole
+// (PUT /v1/items/{id}/file) and AssetProcessor verifies.
 //
 // # What it owns
 //
 // Tables (package contentsql), all on the shard of the item's creator (an
 // item id carries its creator's shard, so a request routes to its database
 // without a lookup): content_items, content_item_tags (one row per tag, for
-// the tag filter) and content_assets (one row per item with an upload; the
-// upload and processing work fills it).
+// the tag filter) and content_assets (one row per item with an upload). The
+// files themselves live in blob storage (Deps.Blobs), keyed by SHA-256;
+// content owns the references to them, not the blobs.
+//
+// # Uploads and processing
+//
+// An upload streams the body to blob storage, bounded by
+// Config.UploadMaxBytes (413 body_too_large), and accepts only the media
+// types of Config.UploadTypes as sniffed from the bytes (415
+// unsupported_media_type). A refused upload may leave an unreferenced blob,
+// for a later sweep. The asset then becomes processing and
+// content.asset.uploaded is written in the same transaction. AssetProcessor
+// (durable consumer "content-processor") re-hashes the stored bytes
+// (failed "checksum_mismatch"), reads the header of images only (failed
+// "image_too_large" past MaxPixels, a decompression bomb, or
+// "image_unreadable") and marks the asset ready with the image's size.
+// Events of a replaced or finished asset are dropped, so redelivery is
+// harmless. Uploading again replaces the asset; a published item stays
+// published while the new file is processed. Resumable or chunked uploads,
+// previews and thumbnails are not part of this slice.
 //
 // # Invariants
 //
@@ -20,8 +39,9 @@
 //     (conflict "asset_not_ready"); a deleted item cannot change again
 //     (conflict "item_deleted").
 //   - Deletion is soft: the row stays, so that buyers keep what they bought.
-//   - Every change bumps the item's version by one and writes its event to
-//     the outbox in the same transaction.
+//   - Every change of the item's fields bumps its version by one and writes
+//     its event to the outbox in the same transaction; asset changes write
+//     their content.asset.* event the same way but leave the version alone.
 //   - Listing gathers from every database and merges by id, newest first:
 //     the fan-out reads at most (limit+1) × databases rows.
 //
@@ -30,5 +50,7 @@
 // Published through the transactional outbox on stream CONTENT (see
 // StreamConfig): content.item.created, content.item.updated,
 // content.item.published, content.item.unpublished and content.item.deleted,
-// each an ItemEvent. Nothing is consumed yet.
+// each an ItemEvent; content.asset.uploaded (AssetUploadedEvent), consumed
+// by AssetProcessor; content.asset.ready and content.asset.failed
+// (AssetResultEvent).
 package content

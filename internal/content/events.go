@@ -18,6 +18,10 @@ const (
 	SubjectItemPublished   = "content.item.published"
 	SubjectItemUnpublished = "content.item.unpublished"
 	SubjectItemDeleted     = "content.item.deleted"
+
+	SubjectAssetUploaded = "content.asset.uploaded" // AssetUploadedEvent
+	SubjectAssetReady    = "content.asset.ready"    // AssetResultEvent
+	SubjectAssetFailed   = "content.asset.failed"   // AssetResultEvent
 )
 
 // StreamConfig is the stream content's events are published to. Messages
@@ -50,3 +54,7 @@ func itemEvent(subject string, it *Item, changed map[string]any) (queue.Event, e
 }
 
 func formatTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z07:00") }
+
+func assetEvent(subject string, payload []byte) queue.Event {
+	return queue.Event{Subject: subject, Payload: payload}
+}

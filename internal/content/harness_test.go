@@ -16,6 +16,7 @@ import (
 	"github.com/stratadev/strata/internal/content/contentsql"
 	"github.com/stratadev/strata/internal/httpx"
 	"github.com/stratadev/strata/internal/queue"
+	"github.com/stratadev/strata/internal/storage/blob"
 	"github.com/stratadev/strata/internal/storage/sqldb"
 	"github.com/stratadev/strata/internal/storage/sqldbtest"
 	"github.com/stratadev/strata/stratatest"
@@ -44,7 +45,12 @@ type harness struct {
 	store   *contentsql.Store
 	router  *sqldb.Router
 	clock   *stratatest.Clock
+	blobDir string // the folder of the blob store
+	proc    content.AssetProcessor
 }
+
+// testUploadMax is the upload limit of the harness.
+const testUploadMax = 1 << 20
 
 func newHarness(t testing.TB) *harness {
 	t.Helper()
@@ -54,10 +60,18 @@ func newHarness(t testing.TB) *harness {
 	require.NoError(t, contentsql.Migrate(ctx, router))
 	clock := stratatest.NewClock(time.Now().UTC().Truncate(time.Millisecond))
 	store := contentsql.New(router, clock)
-	svc := content.NewService(content.Deps{Store: store, Entitlements: content.NoEntitlements{}, Clock: clock})
+	// Like blobtest.Open, but the tests need the folder to damage files.
+	blobDir := t.TempDir()
+	blobs, err := blob.Open(ctx, blobDir)
+	require.NoError(t, err)
+	t.Cleanup(func() { blobs.Close() })
+	cfg := content.Config{UploadMaxBytes: testUploadMax, UploadTypes: []string{"image/png", "image/jpeg", "image/gif", "application/pdf"}}
+	require.NoError(t, cfg.Validate())
+	svc := content.NewService(content.Deps{Store: store, Entitlements: content.NoEntitlements{}, Clock: clock, Config: cfg, Blobs: blobs})
 	mux := httpx.NewMux()
 	content.Routes(mux, svc, fakeVerifier{})
-	return &harness{t: t, handler: httpx.Chain(mux, httpx.RequestID, httpx.Recover), store: store, router: router, clock: clock}
+	return &harness{t: t, handler: httpx.Chain(mux, httpx.RequestID, httpx.Recover), store: store, router: router, clock: clock,
+		blobDir: blobDir, proc: content.AssetProcessor{Store: store, Blobs: blobs, Clock: clock}}
 }
 
 // user is a caller: its id and bearer token.

@@ -305,3 +305,22 @@ func handleList(s *Service) http.Handler {
 		httpx.WriteJSON(w, http.StatusOK, p)
 	})
 }
+
+// handleUpload serves PUT /v1/items/{id}/file: the body is the file's
+// bytes, streamed to blob storage; its type is sniffed from them, whatever
+// Content-Type says. It answers 202: processing goes on in the background.
+func handleUpload(s *Service) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, err := itemID(r)
+		if err != nil {
+			httpx.WriteError(w, r, err)
+			return
+		}
+		it, err := s.UploadFile(r.Context(), id, r.Body)
+		if err != nil {
+			httpx.WriteError(w, r, err)
+			return
+		}
+		httpx.WriteJSON(w, http.StatusAccepted, toItemJSON(it))
+	})
+}

@@ -25,4 +25,5 @@ func Routes(mux *httpx.Mux, s *Service, verifier httpx.TokenVerifier) {
 	mux.Handle("DELETE /v1/items/{id}", user(handleDelete(s)))
 	mux.Handle("POST /v1/items/{id}/publish", user(handleTransition(s.Publish)))
 	mux.Handle("POST /v1/items/{id}/unpublish", user(handleTransition(s.Unpublish)))
+	mux.Handle("PUT /v1/items/{id}/file", user(handleUpload(s)))
 }

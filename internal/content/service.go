@@ -17,6 +17,8 @@ type Service struct {
 	clock        strata.Clock
 	log          *slog.Logger
 	notify       func() // wakes the outbox relay after a commit that wrote events
+	cfg          Config
+	blobs        Blobs // nil: uploads answer unavailable
 }
 
 // Deps are the collaborators of a Service.
@@ -30,11 +32,17 @@ type Deps struct {
 	// NotifyOutbox, when set, is called after a commit that wrote outbox
 	// events, so the relay publishes them at once instead of at its next poll.
 	NotifyOutbox func()
+	// Config holds the upload settings; zero fields take their defaults.
+	Config Config
+	// Blobs stores uploaded files; nil disables uploads (they answer
+	// unavailable), which the catalog alone does not need.
+	Blobs Blobs
 }
 
 // NewService returns a Service.
 func NewService(d Deps) *Service {
-	s := &Service{store: d.Store, entitlements: d.Entitlements, clock: d.Clock, log: d.Logger, notify: d.NotifyOutbox}
+	s := &Service{store: d.Store, entitlements: d.Entitlements, clock: d.Clock, log: d.Logger, notify: d.NotifyOutbox,
+		cfg: d.Config.withDefaults(), blobs: d.Blobs}
 	if s.entitlements == nil {
 		s.entitlements = NoEntitlements{}
 	}

@@ -1,0 +1,82 @@
+package content
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"mime"
+	"slices"
+	"strings"
+
+	"github.com/spf13/pflag"
+	"github.com/stratadev/strata/internal/storage/blob"
+)
+
+// Defaults of Config.
+const (
+	DefaultUploadMaxBytes = 100 << 20 // 104857600
+	DefaultMaxPixels      = 50_000_000
+)
+
+// DefaultUploadTypes are the media types accepted by default, as sniffed
+// from the uploaded bytes.
+var DefaultUploadTypes = []string{
+	"image/jpeg", "image/png", "image/gif", "application/pdf", "audio/mpeg", "video/mp4", "application/zip", "text/plain",
+}
+
+// Config holds the module's settings.
+type Config struct {
+	// UploadMaxBytes is the largest file accepted by PUT /v1/items/{id}/file.
+	UploadMaxBytes int64
+	// UploadTypes are the accepted media types (without parameters), compared
+	// with the type sniffed from the file's first bytes, not the one the
+	// client claims.
+	UploadTypes []string
+}
+
+// RegisterFlags registers every setting with its default on fs.
+func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
+	fs.Int64Var(&c.UploadMaxBytes, "upload-max-bytes", DefaultUploadMaxBytes, "largest item file accepted, in bytes")
+	fs.StringSliceVar(&c.UploadTypes, "upload-types", slices.Clone(DefaultUploadTypes), "media types accepted for item files, as sniffed from their bytes")
+}
+
+// Validate checks the settings.
+func (c *Config) Validate() error {
+	if c.UploadMaxBytes <= 0 {
+		return fmt.Errorf("upload-max-bytes must be positive, got %d", c.UploadMaxBytes)
+	}
+	if len(c.UploadTypes) == 0 {
+		return fmt.Errorf("upload-types must name at least one media type")
+	}
+	for _, t := range c.UploadTypes {
+		mt, params, err := mime.ParseMediaType(t)
+		if err != nil || len(params) > 0 || mt != strings.ToLower(strings.TrimSpace(t)) || !strings.Contains(mt, "/") {
+			return fmt.Errorf("upload-types: %q is not a media type without parameters", t)
+		}
+	}
+	return nil
+}
+
+// withDefaults fills zero settings with their defaults.
+func (c Config) withDefaults() Config {
+	if c.UploadMaxBytes == 0 {
+		c.UploadMaxBytes = DefaultUploadMaxBytes
+	}
+	if len(c.UploadTypes) == 0 {
+		c.UploadTypes = DefaultUploadTypes
+	}
+	return c
+}
+
+// Blobs is the content-addressed file storage content needs; *blob.Store
+// implements it.
+type Blobs interface {
+	// Put stores r under its SHA-256. Errors: too_large/body_too_large past
+	// opts.MaxSize, invalid, unavailable.
+	Put(ctx context.Context, r io.Reader, opts blob.PutOptions) (blob.Object, error)
+	// Open opens the object with digest sha. Errors: invalid, not_found,
+	// unavailable.
+	Open(ctx context.Context, sha string) (*blob.Reader, blob.Attributes, error)
+}
+
+var _ Blobs = (*blob.Store)(nil)

@@ -1,0 +1,128 @@
+package content
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"slices"
+	"strings"
+
+	"github.com/stratadev/strata"
+	"github.com/stratadev/strata/internal/storage/blob"
+)
+
+var errNoBlobs = &strata.Error{Code: strata.CodeUnavailable, Reason: "uploads_unavailable", Message: "file uploads are not configured"}
+
+// AssetUploadedEvent is the payload of content.asset.uploaded.
+type AssetUploadedEvent struct {
+	ItemID    strata.ID `json:"item_id"`
+	CreatorID strata.ID `json:"creator_id"`
+	SHA256    string    `json:"sha256"`
+	Size      int64     `json:"size"`
+	MediaType string    `json:"media_type"`
+}
+
+// AssetResultEvent is the payload of content.asset.ready and
+// content.asset.failed (Reason is empty when ready).
+type AssetResultEvent struct {
+	ItemID strata.ID `json:"item_id"`
+	SHA256 string    `json:"sha256"`
+	Reason string    `json:"reason,omitempty"`
+}
+
+// UploadFile stores r as the file of an item and starts its processing:
+// the asset becomes processing and content.asset.uploaded is written to the
+// outbox in the same transaction. Uploading again replaces the asset; a
+// published item stays published while its new file is processed.
+// Errors: those of change, conflict "item_deleted", too_large
+// "body_too_large" past Config.UploadMaxBytes, unsupported
+// "unsupported_media_type" for a sniffed type not in Config.UploadTypes,
+// unavailable.
+func (s *Service) UploadFile(ctx context.Context, id strata.ID, r io.Reader) (*Item, error) {
+	p := strata.PrincipalFrom(ctx)
+	if p == nil {
+		return nil, errNoPrincipal
+	}
+	if s.blobs == nil {
+		return nil, errNoBlobs
+	}
+	// Check before streaming, so that strangers store nothing; the
+	// transaction below checks again.
+	it, err := s.store.ItemByID(ctx, id)
+	if strata.ErrorCode(err) == strata.CodeNotFound {
+		return nil, errNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := uploadAllowed(ctx, it); err != nil {
+		return nil, err
+	}
+	obj, err := s.blobs.Put(ctx, r, blob.PutOptions{MaxSize: s.cfg.UploadMaxBytes})
+	if err != nil {
+		return nil, err
+	}
+	mediaType := strings.ToLower(strings.TrimSpace(strings.SplitN(obj.Sniffed, ";", 2)[0]))
+	if !slices.Contains(s.cfg.UploadTypes, mediaType) {
+		// The stored blob is referenced by no asset; a later sweep of
+		// unreferenced blobs removes it (the bytes may also be another
+		// item's file, so it is not deleted here).
+		return nil, strata.Errorf(strata.CodeUnsupported, "unsupported_media_type",
+			"files of type %s are not accepted", mediaType)
+	}
+	shard, ok := id.Shard()
+	if !ok {
+		return nil, errNotFound
+	}
+	var out *Item
+	err = s.store.Tx(ctx, shard, func(tx Tx) error {
+		it, err := tx.ItemForUpdate(ctx, id)
+		if strata.ErrorCode(err) == strata.CodeNotFound {
+			return errNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if err := uploadAllowed(ctx, it); err != nil {
+			return err
+		}
+		a := Asset{Status: AssetProcessing, SHA256: obj.SHA256, Size: obj.Size, MediaType: mediaType}
+		if err := tx.PutAsset(ctx, id, a); err != nil {
+			return err
+		}
+		payload, err := json.Marshal(AssetUploadedEvent{
+			ItemID: it.ID, CreatorID: it.CreatorID, SHA256: obj.SHA256, Size: obj.Size, MediaType: mediaType,
+		})
+		if err != nil {
+			return strata.Internal(err)
+		}
+		if err := tx.Outbox(ctx, assetEvent(SubjectAssetUploaded, payload)); err != nil {
+			return err
+		}
+		now := s.clock.Now().UTC()
+		if it.Asset != nil {
+			a.CreatedAt = it.Asset.CreatedAt
+		} else {
+			a.CreatedAt = now
+		}
+		a.UpdatedAt = now
+		it.Asset = &a
+		out = it
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.notify()
+	return out, nil
+}
+
+func uploadAllowed(ctx context.Context, it *Item) error {
+	if !mayManage(ctx, it) {
+		return errNotOwner
+	}
+	if it.Deleted() {
+		return errDeleted
+	}
+	return nil
+}
