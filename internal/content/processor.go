@@ -24,6 +24,7 @@ const (
 	ReasonImageTooLarge    = "image_too_large"   // width × height over MaxPixels (decompression bomb)
 	ReasonImageUnreadable  = "image_unreadable"  // an image type whose header does not decode
 	ReasonBlobMissing      = "blob_missing"      // the stored file is gone
+	ReasonProcessingFailed = "processing_failed" // storage kept failing through every retry
 )
 
 // AssetProcessor is the queue consumer that verifies uploaded files: it
@@ -39,16 +40,22 @@ type AssetProcessor struct {
 	MaxPixels int64
 }
 
+// ProcessorMaxDeliver is how many times an upload event is tried. On the
+// last try a storage error no longer means "retry": the asset is marked
+// failed (processing_failed) and the event goes to the dead-letter stream.
+const ProcessorMaxDeliver = 8
+
 // ConsumerConfig is the durable consumer the worker runs for uploads.
 func (AssetProcessor) ConsumerConfig() queue.ConsumerConfig {
-	return queue.ConsumerConfig{Stream: Stream, Durable: "content-processor", FilterSubjects: []string{SubjectAssetUploaded}}
+	return queue.ConsumerConfig{Stream: Stream, Durable: "content-processor", FilterSubjects: []string{SubjectAssetUploaded},
+		MaxDeliver: ProcessorMaxDeliver}
 }
 
 // Handle processes one content.asset.uploaded event. It is idempotent: an
 // event about an asset that was replaced since, or that is already ready or
 // failed, is dropped. A payload that cannot be decoded, or names no item,
 // is permanent; blob storage errors other than not_found are returned for
-// a retry.
+// a retry, until the last delivery, which marks the asset failed.
 func (p AssetProcessor) Handle(ctx context.Context, m queue.Message) error {
 	var ev AssetUploadedEvent
 	if err := json.Unmarshal(m.Data, &ev); err != nil {
@@ -69,8 +76,14 @@ func (p AssetProcessor) Handle(ctx context.Context, m queue.Message) error {
 	}
 	a := *it.Asset
 	reason, w, h, err := p.inspect(ctx, ev.SHA256, a.MediaType)
+	var gaveUp error
 	if err != nil {
-		return err
+		if m.NumDelivered < ProcessorMaxDeliver {
+			return err // retried with back-off
+		}
+		// The last try: record the failure, then dead-letter the event.
+		gaveUp, reason = err, ReasonProcessingFailed
+		p.logger().ErrorContext(ctx, "asset processing gave up", "item_id", ev.ItemID, "sha256", ev.SHA256, "error", err)
 	}
 	a.Width, a.Height, a.FailureReason = w, h, reason
 	a.Status = AssetReady
@@ -98,6 +111,9 @@ func (p AssetProcessor) Handle(ctx context.Context, m queue.Message) error {
 	})
 	if err != nil {
 		return err
+	}
+	if gaveUp != nil {
+		return queue.Permanent(fmt.Errorf("process %s after %d deliveries: %w", ev.ItemID, m.NumDelivered, gaveUp))
 	}
 	p.logger().InfoContext(ctx, "asset processed", "item_id", ev.ItemID, "sha256", ev.SHA256, "status", a.Status, "reason", reason)
 	return nil

@@ -291,3 +291,38 @@ func TestConfig(t *testing.T) {
 	c.UploadTypes = []string{"image/png; q=1"}
 	require.ErrorContains(t, c.Validate(), "upload-types")
 }
+
+// flakyBlobs fails every Open as storage that is down.
+type flakyBlobs struct{ content.Blobs }
+
+func (flakyBlobs) Open(context.Context, string) (*blob.Reader, blob.Attributes, error) {
+	return nil, blob.Attributes{}, &strata.Error{Code: strata.CodeUnavailable, Reason: "blob_unavailable", Message: "storage is down"}
+}
+
+// TestProcessGivesUpOnTheLastDelivery: storage errors are retried; on the
+// last delivery the asset is marked failed and the event dead-lettered.
+func TestProcessGivesUpOnTheLastDelivery(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	owner := h.newUser(strata.RoleCreator, testShards[0])
+	id := h.create(owner, itemBody("Flaky", 100)).ID
+	h.upload(owner, id, pngFile(t, 2, 2))
+	row := h.events(id, content.SubjectAssetUploaded)[0]
+	proc := h.proc
+	proc.Blobs = flakyBlobs{h.proc.Blobs}
+	msg := queue.Message{Subject: content.SubjectAssetUploaded, ID: row.id, Data: row.payload}
+
+	msg.NumDelivered = 1
+	err := proc.Handle(context.Background(), msg)
+	require.Error(t, err)
+	require.False(t, queue.IsPermanent(err), "an early failure is retried")
+	require.Equal(t, "processing", h.asset(owner, id)["status"])
+
+	msg.NumDelivered = content.ProcessorMaxDeliver
+	err = proc.Handle(context.Background(), msg)
+	require.True(t, queue.IsPermanent(err), "the last failure goes to the dead-letter stream")
+	a := h.asset(owner, id)
+	require.Equal(t, "failed", a["status"])
+	require.Equal(t, content.ReasonProcessingFailed, a["failure_reason"])
+	require.Len(t, h.events(id, content.SubjectAssetFailed), 1)
+}
