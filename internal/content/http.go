@@ -205,8 +205,9 @@ func handlePatch(s *Service) http.Handler {
 	})
 }
 
-// handleTransition serves publish and unpublish, which take no body.
-func handleTransition(fn func(context.Context, strata.ID) (*Item, error)) http.Handler {
+// handleTransition serves publish, unpublish and reprocess, which take no
+// body and answer status with the item.
+func handleTransition(status int, fn func(context.Context, strata.ID) (*Item, error)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id, err := itemID(r)
 		if err != nil {
@@ -218,7 +219,7 @@ func handleTransition(fn func(context.Context, strata.ID) (*Item, error)) http.H
 			httpx.WriteError(w, r, err)
 			return
 		}
-		httpx.WriteJSON(w, http.StatusOK, toItemJSON(it))
+		httpx.WriteJSON(w, status, toItemJSON(it))
 	})
 }
 

@@ -23,7 +23,8 @@ func Routes(mux *httpx.Mux, s *Service, verifier httpx.TokenVerifier) {
 	mux.Handle("GET /v1/items/{id}", anyone(handleGet(s)))
 	mux.Handle("PATCH /v1/items/{id}", user(handlePatch(s)))
 	mux.Handle("DELETE /v1/items/{id}", user(handleDelete(s)))
-	mux.Handle("POST /v1/items/{id}/publish", user(handleTransition(s.Publish)))
-	mux.Handle("POST /v1/items/{id}/unpublish", user(handleTransition(s.Unpublish)))
+	mux.Handle("POST /v1/items/{id}/publish", user(handleTransition(http.StatusOK, s.Publish)))
+	mux.Handle("POST /v1/items/{id}/unpublish", user(handleTransition(http.StatusOK, s.Unpublish)))
+	mux.Handle("POST /v1/items/{id}/reprocess", user(handleTransition(http.StatusAccepted, s.Reprocess)))
 	mux.Handle("PUT /v1/items/{id}/file", user(handleUpload(s)))
 }

@@ -70,12 +70,42 @@ func (s *Service) UploadFile(ctx context.Context, id strata.ID, r io.Reader) (*I
 		return nil, strata.Errorf(strata.CodeUnsupported, "unsupported_media_type",
 			"files of type %s are not accepted", mediaType)
 	}
+	return s.queueAsset(ctx, id, func(*Asset) (Asset, error) {
+		return Asset{Status: AssetProcessing, SHA256: obj.SHA256, Size: obj.Size, MediaType: mediaType}, nil
+	})
+}
+
+// Reprocess runs the processing of an item's file again (owner or admin):
+// the asset goes back to processing and content.asset.uploaded is written
+// again. Reprocessing an asset already being processed changes nothing.
+// Errors: not_found, permission_denied, conflict "item_deleted" and
+// "no_asset".
+func (s *Service) Reprocess(ctx context.Context, id strata.ID) (*Item, error) {
+	if strata.PrincipalFrom(ctx) == nil {
+		return nil, errNoPrincipal
+	}
+	return s.queueAsset(ctx, id, func(cur *Asset) (Asset, error) {
+		if cur == nil {
+			return Asset{}, &strata.Error{Code: strata.CodeConflict, Reason: "no_asset", Message: "the item has no file to process"}
+		}
+		a := *cur
+		a.Status, a.Width, a.Height, a.FailureReason = AssetProcessing, 0, 0, ""
+		return a, nil
+	})
+}
+
+// queueAsset sets the item's asset to what next returns (given the current
+// one) and writes content.asset.uploaded, in one transaction, so the
+// processor picks it up; the caller must be allowed to change the item.
+// An asset already processing with the same digest is left as it is.
+func (s *Service) queueAsset(ctx context.Context, id strata.ID, next func(cur *Asset) (Asset, error)) (*Item, error) {
 	shard, ok := id.Shard()
 	if !ok {
 		return nil, errNotFound
 	}
 	var out *Item
-	err = s.store.Tx(ctx, shard, func(tx Tx) error {
+	wrote := false
+	err := s.store.Tx(ctx, shard, func(tx Tx) error {
 		it, err := tx.ItemForUpdate(ctx, id)
 		if strata.ErrorCode(err) == strata.CodeNotFound {
 			return errNotFound
@@ -86,12 +116,19 @@ func (s *Service) UploadFile(ctx context.Context, id strata.ID, r io.Reader) (*I
 		if err := uploadAllowed(ctx, it); err != nil {
 			return err
 		}
-		a := Asset{Status: AssetProcessing, SHA256: obj.SHA256, Size: obj.Size, MediaType: mediaType}
+		a, err := next(it.Asset)
+		if err != nil {
+			return err
+		}
+		out = it
+		if it.Asset != nil && it.Asset.Status == AssetProcessing && it.Asset.SHA256 == a.SHA256 {
+			return nil // already queued
+		}
 		if err := tx.PutAsset(ctx, id, a); err != nil {
 			return err
 		}
 		payload, err := json.Marshal(AssetUploadedEvent{
-			ItemID: it.ID, CreatorID: it.CreatorID, SHA256: obj.SHA256, Size: obj.Size, MediaType: mediaType,
+			ItemID: it.ID, CreatorID: it.CreatorID, SHA256: a.SHA256, Size: a.Size, MediaType: a.MediaType,
 		})
 		if err != nil {
 			return strata.Internal(err)
@@ -107,13 +144,15 @@ func (s *Service) UploadFile(ctx context.Context, id strata.ID, r io.Reader) (*I
 		}
 		a.UpdatedAt = now
 		it.Asset = &a
-		out = it
+		wrote = true
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	s.notify()
+	if wrote {
+		s.notify()
+	}
 	return out, nil
 }
 

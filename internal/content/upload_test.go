@@ -326,3 +326,32 @@ func TestProcessGivesUpOnTheLastDelivery(t *testing.T) {
 	require.Equal(t, content.ReasonProcessingFailed, a["failure_reason"])
 	require.Len(t, h.events(id, content.SubjectAssetFailed), 1)
 }
+
+func TestReprocess(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	owner := h.newUser(strata.RoleCreator, testShards[0])
+	other := h.newUser(strata.RoleCreator, testShards[1])
+	id := h.create(owner, itemBody("Again", 100)).ID
+
+	r := h.do(owner, "POST", "/v1/items/"+id+"/reprocess", nil)
+	require.Equal(t, http.StatusConflict, r.status, "nothing to reprocess yet: %s", r.body)
+
+	h.upload(owner, id, pngFile(t, 4, 3))
+	require.NoError(t, h.process(h.events(id, content.SubjectAssetUploaded)[0]))
+	require.Equal(t, "ready", h.asset(owner, id)["status"])
+
+	require.Equal(t, http.StatusForbidden, h.do(other, "POST", "/v1/items/"+id+"/reprocess", nil).status)
+	r = h.do(owner, "POST", "/v1/items/"+id+"/reprocess", nil)
+	require.Equal(t, http.StatusAccepted, r.status, "body: %s", r.body)
+	require.Equal(t, "processing", h.asset(owner, id)["status"])
+	again := h.do(owner, "POST", "/v1/items/"+id+"/reprocess", nil)
+	require.Equal(t, http.StatusAccepted, again.status)
+	events := h.events(id, content.SubjectAssetUploaded)
+	require.Len(t, events, 2, "reprocessing twice while processing queues one job")
+
+	require.NoError(t, h.process(events[1]))
+	a := h.asset(owner, id)
+	require.Equal(t, "ready", a["status"])
+	require.EqualValues(t, 4, a["width"])
+}
