@@ -182,14 +182,14 @@ func mayManage(ctx context.Context, it *Item) bool {
 	return p != nil && (p.UserID == it.CreatorID || p.HasRole(strata.RoleAdmin))
 }
 
-// change runs fn on the item locked in a transaction of its shard. fn
-// changes the item and returns the event subject and changed fields, or ""
-// when nothing changed; the version and update time are then bumped, the
-// item written and the event recorded. Errors: unauthenticated, not_found
-// "item_not_found", permission_denied "not_owner" (whether or not the
-// caller may see the item — the issue asks for 403 for anyone but the
-// owner and admins; ids are unguessable), and fn's own.
-func (s *Service) change(ctx context.Context, id strata.ID, fn func(it *Item) (string, map[string]any, error)) (*Item, error) {
+// manage runs fn on the item, locked in a transaction of its shard, once
+// the caller is known to be allowed to change it (its creator or an
+// admin), and wakes the outbox relay when fn reports it wrote an event.
+// Errors: unauthenticated, not_found "item_not_found", permission_denied
+// "not_owner" (whether or not the caller may see the item — the issue asks
+// for 403 for anyone but the owner and admins; ids are unguessable), and
+// fn's own.
+func (s *Service) manage(ctx context.Context, id strata.ID, fn func(tx Tx, it *Item) (wrote bool, err error)) (*Item, error) {
 	if strata.PrincipalFrom(ctx) == nil {
 		return nil, errNoPrincipal
 	}
@@ -208,27 +208,11 @@ func (s *Service) change(ctx context.Context, id strata.ID, fn func(it *Item) (s
 			return err
 		}
 		if !mayManage(ctx, it) {
-			return errNotOwner // the issue asks for 403 here, draft or not
-		}
-		subject, changed, err := fn(it)
-		if err != nil {
-			return err
+			return errNotOwner
 		}
 		out = it
-		if subject == "" {
-			return nil
-		}
-		it.Version++
-		it.UpdatedAt = s.clock.Now().UTC()
-		if err := tx.UpdateItem(ctx, it); err != nil {
-			return err
-		}
-		ev, err := itemEvent(subject, it, changed)
-		if err != nil {
-			return err
-		}
-		wrote = true
-		return tx.Outbox(ctx, ev)
+		wrote, err = fn(tx, it)
+		return err
 	})
 	if strata.ErrorCode(err) == strata.CodeNotFound {
 		return nil, errNotFound // also an id on a shard beyond the deployment
@@ -240,6 +224,29 @@ func (s *Service) change(ctx context.Context, id strata.ID, fn func(it *Item) (s
 		s.notify()
 	}
 	return out, nil
+}
+
+// change runs fn on the item (see manage). fn changes the item and returns
+// the event subject and changed fields, or "" when nothing changed; the
+// version and update time are then bumped, the item written and the event
+// recorded.
+func (s *Service) change(ctx context.Context, id strata.ID, fn func(it *Item) (string, map[string]any, error)) (*Item, error) {
+	return s.manage(ctx, id, func(tx Tx, it *Item) (bool, error) {
+		subject, changed, err := fn(it)
+		if err != nil || subject == "" {
+			return false, err
+		}
+		it.Version++
+		it.UpdatedAt = s.clock.Now().UTC()
+		if err := tx.UpdateItem(ctx, it); err != nil {
+			return false, err
+		}
+		ev, err := itemEvent(subject, it, changed)
+		if err != nil {
+			return false, err
+		}
+		return true, tx.Outbox(ctx, ev)
+	})
 }
 
 // UpdateItem changes the fields p sets. Errors: those of change, conflict

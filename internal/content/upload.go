@@ -99,61 +99,37 @@ func (s *Service) Reprocess(ctx context.Context, id strata.ID) (*Item, error) {
 // processor picks it up; the caller must be allowed to change the item.
 // An asset already processing with the same digest is left as it is.
 func (s *Service) queueAsset(ctx context.Context, id strata.ID, next func(cur *Asset) (Asset, error)) (*Item, error) {
-	shard, ok := id.Shard()
-	if !ok {
-		return nil, errNotFound
-	}
-	var out *Item
-	wrote := false
-	err := s.store.Tx(ctx, shard, func(tx Tx) error {
-		it, err := tx.ItemForUpdate(ctx, id)
-		if strata.ErrorCode(err) == strata.CodeNotFound {
-			return errNotFound
-		}
-		if err != nil {
-			return err
-		}
-		if err := uploadAllowed(ctx, it); err != nil {
-			return err
+	return s.manage(ctx, id, func(tx Tx, it *Item) (bool, error) {
+		if it.Deleted() {
+			return false, errDeleted
 		}
 		a, err := next(it.Asset)
 		if err != nil {
-			return err
+			return false, err
 		}
-		out = it
 		if it.Asset != nil && it.Asset.Status == AssetProcessing && it.Asset.SHA256 == a.SHA256 {
-			return nil // already queued
+			return false, nil // already queued
 		}
 		if err := tx.PutAsset(ctx, id, a); err != nil {
-			return err
+			return false, err
 		}
 		payload, err := json.Marshal(AssetUploadedEvent{
 			ItemID: it.ID, CreatorID: it.CreatorID, SHA256: a.SHA256, Size: a.Size, MediaType: a.MediaType,
 		})
 		if err != nil {
-			return strata.Internal(err)
+			return false, strata.Internal(err)
 		}
 		if err := tx.Outbox(ctx, assetEvent(SubjectAssetUploaded, payload)); err != nil {
-			return err
+			return false, err
 		}
 		now := s.clock.Now().UTC()
+		a.CreatedAt, a.UpdatedAt = now, now
 		if it.Asset != nil {
 			a.CreatedAt = it.Asset.CreatedAt
-		} else {
-			a.CreatedAt = now
 		}
-		a.UpdatedAt = now
 		it.Asset = &a
-		wrote = true
-		return nil
+		return true, nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	if wrote {
-		s.notify()
-	}
-	return out, nil
 }
 
 func uploadAllowed(ctx context.Context, it *Item) error {
