@@ -20,6 +20,7 @@ import (
 	"github.com/stratadev/strata/internal/auth/password"
 	"github.com/stratadev/strata/internal/auth/token"
 	"github.com/stratadev/strata/internal/httpx"
+	"github.com/stratadev/strata/internal/httpx/httpxtest"
 	"github.com/stratadev/strata/internal/mail"
 	"github.com/stratadev/strata/internal/queue"
 	"github.com/stratadev/strata/internal/queue/queuetest"
@@ -162,20 +163,7 @@ func (r response) problemCode(t *testing.T) string {
 // as is) or a value (JSON-encoded).
 func (h *harness) do(method, path string, body any, headers ...string) response {
 	h.t.Helper()
-	var rd io.Reader
-	switch b := body.(type) {
-	case nil:
-	case string:
-		rd = strings.NewReader(b)
-	default:
-		buf, err := json.Marshal(b)
-		require.NoError(h.t, err)
-		rd = bytes.NewReader(buf)
-	}
-	req := httptest.NewRequest(method, path, rd)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
+	req := httpxtest.NewRequest(h.t, method, path, body)
 	req.Header.Set("X-Forwarded-For", "203.0.113.9")
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])

@@ -1,10 +1,8 @@
 package content_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -15,6 +13,7 @@ import (
 	"github.com/stratadev/strata/internal/content"
 	"github.com/stratadev/strata/internal/content/contentsql"
 	"github.com/stratadev/strata/internal/httpx"
+	"github.com/stratadev/strata/internal/httpx/httpxtest"
 	"github.com/stratadev/strata/internal/queue"
 	"github.com/stratadev/strata/internal/storage/blob"
 	"github.com/stratadev/strata/internal/storage/sqldb"
@@ -117,20 +116,7 @@ func (r response) problem(t testing.TB) (code string, fields []string) {
 // (JSON-encoded).
 func (h *harness) do(u user, method, path string, body any) response {
 	h.t.Helper()
-	var rd io.Reader
-	switch b := body.(type) {
-	case nil:
-	case string:
-		rd = strings.NewReader(b)
-	default:
-		buf, err := json.Marshal(b)
-		require.NoError(h.t, err)
-		rd = bytes.NewReader(buf)
-	}
-	req := httptest.NewRequest(method, path, rd)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
+	req := httpxtest.NewRequest(h.t, method, path, body)
 	if u.token != "" {
 		req.Header.Set("Authorization", "Bearer "+u.token)
 	}
