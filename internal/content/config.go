@@ -7,6 +7,7 @@ import (
 	"mime"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
 	"github.com/stratadev/strata/internal/storage/blob"
@@ -16,6 +17,9 @@ import (
 const (
 	DefaultUploadMaxBytes = 100 << 20 // 104857600
 	DefaultMaxPixels      = 50_000_000
+	DefaultUploadExpiry   = 24 * time.Hour
+	// DefaultUploadChunkMaxBytes bounds one PATCH of a resumable upload.
+	DefaultUploadChunkMaxBytes = 64 << 20
 )
 
 // DefaultUploadTypes are the media types accepted by default, as sniffed
@@ -32,12 +36,20 @@ type Config struct {
 	// with the type sniffed from the file's first bytes, not the one the
 	// client claims.
 	UploadTypes []string
+	// UploadExpiry is how long a resumable upload may stay unfinished,
+	// from its creation; then it answers 410 and is swept.
+	UploadExpiry time.Duration
+	// UploadChunkMaxBytes bounds the body of one PATCH of a resumable
+	// upload (each is stored as one part until the upload completes).
+	UploadChunkMaxBytes int64
 }
 
 // RegisterFlags registers every setting with its default on fs.
 func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.Int64Var(&c.UploadMaxBytes, "upload-max-bytes", DefaultUploadMaxBytes, "largest item file accepted, in bytes")
 	fs.StringSliceVar(&c.UploadTypes, "upload-types", slices.Clone(DefaultUploadTypes), "media types accepted for item files, as sniffed from their bytes")
+	fs.DurationVar(&c.UploadExpiry, "upload-expiry", DefaultUploadExpiry, "how long a resumable (tus) upload may stay unfinished")
+	fs.Int64Var(&c.UploadChunkMaxBytes, "upload-chunk-max-bytes", DefaultUploadChunkMaxBytes, "largest body of one PATCH of a resumable (tus) upload, in bytes")
 }
 
 // Validate checks the settings.
@@ -47,6 +59,12 @@ func (c *Config) Validate() error {
 	}
 	if len(c.UploadTypes) == 0 {
 		return fmt.Errorf("upload-types must name at least one media type")
+	}
+	if c.UploadExpiry < time.Minute {
+		return fmt.Errorf("upload-expiry must be at least 1m, got %s", c.UploadExpiry)
+	}
+	if c.UploadChunkMaxBytes <= 0 {
+		return fmt.Errorf("upload-chunk-max-bytes must be positive, got %d", c.UploadChunkMaxBytes)
 	}
 	for _, t := range c.UploadTypes {
 		mt, params, err := mime.ParseMediaType(t)
@@ -64,6 +82,12 @@ func (c Config) withDefaults() Config {
 	}
 	if len(c.UploadTypes) == 0 {
 		c.UploadTypes = DefaultUploadTypes
+	}
+	if c.UploadExpiry == 0 {
+		c.UploadExpiry = DefaultUploadExpiry
+	}
+	if c.UploadChunkMaxBytes == 0 {
+		c.UploadChunkMaxBytes = DefaultUploadChunkMaxBytes
 	}
 	return c
 }

@@ -64,7 +64,8 @@ func newHarness(t testing.TB) *harness {
 	blobs, err := blob.Open(ctx, blobDir)
 	require.NoError(t, err)
 	t.Cleanup(func() { blobs.Close() })
-	cfg := content.Config{UploadMaxBytes: testUploadMax, UploadTypes: []string{"image/png", "image/jpeg", "image/gif", "application/pdf"}}
+	cfg := content.Config{UploadMaxBytes: testUploadMax, UploadTypes: []string{"image/png", "image/jpeg", "image/gif", "application/pdf"},
+		UploadExpiry: content.DefaultUploadExpiry, UploadChunkMaxBytes: content.DefaultUploadChunkMaxBytes}
 	require.NoError(t, cfg.Validate())
 	svc := content.NewService(content.Deps{Store: store, Entitlements: content.NoEntitlements{}, Clock: clock, Config: cfg, Blobs: blobs})
 	mux := httpx.NewMux()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"mime"
 	"net/http"
 	"strconv"
 	"strings"
@@ -309,7 +310,9 @@ func handleList(s *Service) http.Handler {
 
 // handleUpload serves PUT /v1/items/{id}/file: the body is the file's
 // bytes, streamed to blob storage; its type is sniffed from them, whatever
-// Content-Type says. It answers 202: processing goes on in the background.
+// Content-Type says. The file's name comes from the filename parameter of
+// a Content-Disposition header, or else the filename query parameter. It
+// answers 202: processing goes on in the background.
 func handleUpload(s *Service) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id, err := itemID(r)
@@ -317,7 +320,16 @@ func handleUpload(s *Service) http.Handler {
 			httpx.WriteError(w, r, err)
 			return
 		}
-		it, err := s.UploadFile(r.Context(), id, r.Body)
+		name := r.URL.Query().Get("filename")
+		if cd := r.Header.Get("Content-Disposition"); cd != "" {
+			_, params, err := mime.ParseMediaType(cd)
+			if err != nil {
+				httpx.WriteError(w, r, strata.Invalid("Content-Disposition", "is not a valid header"))
+				return
+			}
+			name = params["filename"]
+		}
+		it, err := s.UploadFile(r.Context(), id, name, r.Body)
 		if err != nil {
 			httpx.WriteError(w, r, err)
 			return

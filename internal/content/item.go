@@ -79,8 +79,16 @@ type Asset struct {
 	MediaType     string
 	Width, Height int // pixels, for images; 0 when unknown
 	FailureReason string
-	CreatedAt     time.Time
-	UpdatedAt     time.Time
+	// Filename is the name the uploader gave the file ("" when none), a
+	// safe base name (see SafeFilename).
+	Filename string
+	// ThumbnailSHA256 and PreviewSHA256 name the previews processing made
+	// for an image in the blob store's previews namespace: a thumbnail,
+	// and a small blurred preview for paid items; "" until made.
+	ThumbnailSHA256 string
+	PreviewSHA256   string
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
 }
 
 // Entitlements tells whether a user holds the right to an item (bought it).

@@ -30,24 +30,41 @@ type AssetResultEvent struct {
 	Reason string    `json:"reason,omitempty"`
 }
 
-// UploadFile stores r as the file of an item and starts its processing:
-// the asset becomes processing and content.asset.uploaded is written to the
-// outbox in the same transaction. Uploading again replaces the asset; a
-// published item stays published while its new file is processed.
-// Errors: those of change, conflict "item_deleted", too_large
+// UploadFile stores r as the file of an item, named filename ("" for
+// none; see ValidateFilename), and starts its processing: the asset
+// becomes processing and content.asset.uploaded is written to the outbox in
+// the same transaction. Uploading again replaces the asset; a published
+// item stays published while its new file is processed. Errors: those of
+// change, invalid "filename", conflict "item_deleted", too_large
 // "body_too_large" past Config.UploadMaxBytes, unsupported
 // "unsupported_media_type" for a sniffed type not in Config.UploadTypes,
 // unavailable.
-func (s *Service) UploadFile(ctx context.Context, id strata.ID, r io.Reader) (*Item, error) {
-	p := strata.PrincipalFrom(ctx)
-	if p == nil {
+func (s *Service) UploadFile(ctx context.Context, id strata.ID, filename string, r io.Reader) (*Item, error) {
+	if err := ValidateFilename(filename); err != nil {
+		return nil, err
+	}
+	if _, err := s.CheckUpload(ctx, id); err != nil {
+		return nil, err
+	}
+	obj, err := s.blobs.Put(ctx, r, blob.PutOptions{MaxSize: s.cfg.UploadMaxBytes})
+	if err != nil {
+		return nil, err
+	}
+	return s.AttachFile(ctx, id, obj, filename)
+}
+
+// CheckUpload tells whether the caller may upload a file for an item (its
+// creator or an admin, the item not deleted, uploads configured), so that
+// strangers store nothing; AttachFile checks again in its transaction.
+// Errors: unauthenticated, not_found, permission_denied, conflict
+// "item_deleted", unavailable.
+func (s *Service) CheckUpload(ctx context.Context, id strata.ID) (*Item, error) {
+	if strata.PrincipalFrom(ctx) == nil {
 		return nil, errNoPrincipal
 	}
 	if s.blobs == nil {
 		return nil, errNoBlobs
 	}
-	// Check before streaming, so that strangers store nothing; the
-	// transaction below checks again.
 	it, err := s.store.ItemByID(ctx, id)
 	if strata.ErrorCode(err) == strata.CodeNotFound {
 		return nil, errNotFound
@@ -58,20 +75,34 @@ func (s *Service) UploadFile(ctx context.Context, id strata.ID, r io.Reader) (*I
 	if err := uploadAllowed(ctx, it); err != nil {
 		return nil, err
 	}
-	obj, err := s.blobs.Put(ctx, r, blob.PutOptions{MaxSize: s.cfg.UploadMaxBytes})
-	if err != nil {
-		return nil, err
-	}
-	mediaType := strings.ToLower(strings.TrimSpace(strings.SplitN(obj.Sniffed, ";", 2)[0]))
+	return it, nil
+}
+
+// CheckMediaType refuses a sniffed media type (parameters allowed) that
+// Config.UploadTypes does not list, with unsupported
+// "unsupported_media_type", and returns it without parameters.
+func (s *Service) CheckMediaType(sniffed string) (string, error) {
+	mediaType := strings.ToLower(strings.TrimSpace(strings.SplitN(sniffed, ";", 2)[0]))
 	if !slices.Contains(s.cfg.UploadTypes, mediaType) {
-		// The stored blob is referenced by no asset; a later sweep of
-		// unreferenced blobs removes it (the bytes may also be another
-		// item's file, so it is not deleted here).
-		return nil, strata.Errorf(strata.CodeUnsupported, "unsupported_media_type",
+		return "", strata.Errorf(strata.CodeUnsupported, "unsupported_media_type",
 			"files of type %s are not accepted", mediaType)
 	}
+	return mediaType, nil
+}
+
+// AttachFile makes the stored object obj the file of an item, named
+// filename, once its sniffed type is allowed, and queues its processing
+// (see UploadFile). Whole and resumable uploads end here.
+func (s *Service) AttachFile(ctx context.Context, id strata.ID, obj blob.Object, filename string) (*Item, error) {
+	mediaType, err := s.CheckMediaType(obj.Sniffed)
+	if err != nil {
+		// The stored blob is referenced by no asset; the sweep of
+		// unreferenced blobs removes it (the bytes may also be another
+		// item's file, so it is not deleted here).
+		return nil, err
+	}
 	return s.queueAsset(ctx, id, func(*Asset) (Asset, error) {
-		return Asset{Status: AssetProcessing, SHA256: obj.SHA256, Size: obj.Size, MediaType: mediaType}, nil
+		return Asset{Status: AssetProcessing, SHA256: obj.SHA256, Size: obj.Size, MediaType: mediaType, Filename: filename}, nil
 	})
 }
 
@@ -90,6 +121,7 @@ func (s *Service) Reprocess(ctx context.Context, id strata.ID) (*Item, error) {
 		}
 		a := *cur
 		a.Status, a.Width, a.Height, a.FailureReason = AssetProcessing, 0, 0, ""
+		a.ThumbnailSHA256, a.PreviewSHA256 = "", ""
 		return a, nil
 	})
 }
@@ -107,7 +139,7 @@ func (s *Service) queueAsset(ctx context.Context, id strata.ID, next func(cur *A
 		if err != nil {
 			return false, err
 		}
-		if it.Asset != nil && it.Asset.Status == AssetProcessing && it.Asset.SHA256 == a.SHA256 {
+		if it.Asset != nil && it.Asset.Status == AssetProcessing && it.Asset.SHA256 == a.SHA256 && it.Asset.Filename == a.Filename {
 			return false, nil // already queued
 		}
 		if err := tx.PutAsset(ctx, id, a); err != nil {

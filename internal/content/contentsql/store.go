@@ -59,7 +59,8 @@ func (s *Store) Ping(ctx context.Context) error { return s.router.Ping(ctx) }
 // itemColumns are read from content_items i LEFT JOIN content_assets a.
 const itemColumns = `i.id, i.creator_id, i.title, i.description, i.price_amount, i.price_currency, i.tags,
 	i.status, i.version, i.created_at, i.updated_at, i.deleted_at,
-	a.status, a.sha256, a.size, a.media_type, a.width, a.height, a.failure_reason, a.created_at, a.updated_at`
+	a.status, a.sha256, a.size, a.media_type, a.width, a.height, a.failure_reason, a.filename, a.thumbnail_sha256,
+	a.preview_sha256, a.created_at, a.updated_at`
 
 const itemFrom = " FROM content_items i LEFT JOIN content_assets a ON a.item_id = i.id"
 
@@ -68,11 +69,12 @@ func scanItem(row interface{ Scan(...any) error }) (*content.Item, error) {
 	var tags, status string
 	var created, updated int64
 	var deleted sql.NullInt64
-	var aStatus, aSHA, aType, aReason sql.NullString
+	var aStatus, aSHA, aType, aReason, aName, aThumb, aPreview sql.NullString
 	var aSize, aWidth, aHeight, aCreated, aUpdated sql.NullInt64
 	if err := row.Scan(&it.ID, &it.CreatorID, &it.Title, &it.Description, &it.Price.Amount, &it.Price.Currency, &tags,
 		&status, &it.Version, &created, &updated, &deleted,
-		&aStatus, &aSHA, &aSize, &aType, &aWidth, &aHeight, &aReason, &aCreated, &aUpdated); err != nil {
+		&aStatus, &aSHA, &aSize, &aType, &aWidth, &aHeight, &aReason, &aName, &aThumb, &aPreview,
+		&aCreated, &aUpdated); err != nil {
 		return nil, sqldb.Translate(err)
 	}
 	it.Status = content.Status(status)
@@ -85,6 +87,7 @@ func scanItem(row interface{ Scan(...any) error }) (*content.Item, error) {
 		it.Asset = &content.Asset{
 			Status: content.AssetStatus(aStatus.String), SHA256: aSHA.String, Size: aSize.Int64, MediaType: aType.String,
 			Width: int(aWidth.Int64), Height: int(aHeight.Int64), FailureReason: aReason.String,
+			Filename: aName.String, ThumbnailSHA256: aThumb.String, PreviewSHA256: aPreview.String,
 			CreatedAt: sqldb.FromMillis(aCreated.Int64), UpdatedAt: sqldb.FromMillis(aUpdated.Int64),
 		}
 	}

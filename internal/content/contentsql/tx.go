@@ -107,11 +107,13 @@ func (t *txStore) PutAsset(ctx context.Context, item strata.ID, a content.Asset)
 		created = now
 	}
 	_, err = t.exec(ctx, "put asset",
-		`INSERT INTO content_assets (item_id, status, sha256, size, media_type, width, height, failure_reason, created_at, updated_at)
-		 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+		`INSERT INTO content_assets (item_id, status, sha256, size, media_type, width, height, failure_reason, filename,
+		   thumbnail_sha256, preview_sha256, created_at, updated_at)
+		 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
 		 ON CONFLICT (item_id) DO UPDATE SET status = $2, sha256 = $3, size = $4, media_type = $5, width = $6,
-		   height = $7, failure_reason = $8, updated_at = $10`,
-		item, string(a.Status), a.SHA256, a.Size, a.MediaType, a.Width, a.Height, a.FailureReason, sqldb.Millis(created), sqldb.Millis(now))
+		   height = $7, failure_reason = $8, filename = $9, thumbnail_sha256 = $10, preview_sha256 = $11, updated_at = $13`,
+		item, string(a.Status), a.SHA256, a.Size, a.MediaType, a.Width, a.Height, a.FailureReason, a.Filename,
+		a.ThumbnailSHA256, a.PreviewSHA256, sqldb.Millis(created), sqldb.Millis(now))
 	return err
 }
 

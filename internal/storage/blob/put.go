@@ -82,7 +82,7 @@ func (s *Store) Put(ctx context.Context, r io.Reader, opts PutOptions) (Object, 
 		ctype = sniffed
 	}
 
-	tmp, err := tempKey()
+	tmp, err := tempKey(s.prefix)
 	if err != nil {
 		return Object{}, strata.Internal(err)
 	}
@@ -116,7 +116,7 @@ func (s *Store) Put(ctx context.Context, r io.Reader, opts PutOptions) (Object, 
 	}
 
 	sha := hex.EncodeToString(m.h.Sum(nil))
-	key, _ := Key(sha)
+	key, _ := s.key(sha)
 	o, err := s.publish(ctx, tmp, sha, key, m.n)
 	if err != nil {
 		return Object{}, err
@@ -198,10 +198,10 @@ func unreadable(err error) error {
 		Err: fmt.Errorf("read body: %w", err)}
 }
 
-func tempKey() (string, error) {
+func tempKey(prefix string) (string, error) {
 	var b [16]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return "", err
 	}
-	return tempPrefix + hex.EncodeToString(b[:]), nil
+	return prefix + tempPrefix + hex.EncodeToString(b[:]), nil
 }

@@ -39,10 +39,16 @@ type Store struct {
 	// upload, so concurrent Puts of the same bytes in one process never
 	// rewrite an object someone may be reading (fileblob rewrites the
 	// metadata file of a key in place).
-	publishMu [64]sync.Mutex
+	publishMu *[64]sync.Mutex
 	// dir is the folder of a fileblob bucket, which Ping checks: fileblob
 	// lists a missing folder as empty, so the bucket alone cannot tell.
 	dir string
+	// prefix is prepended to every key: "" for the root store, "<name>/"
+	// for a Namespace.
+	prefix string
+	// parent is the store a Namespace was made from; nil for a root store,
+	// which alone closes the bucket.
+	parent *Store
 }
 
 // Open opens the blob storage at rawURL (see Config.URL; the empty URL is
@@ -95,12 +101,47 @@ func Open(ctx context.Context, rawURL string) (*Store, error) {
 // New returns a Store over a bucket opened elsewhere (tests, or a driver
 // configured by hand). The Store owns b and closes it.
 func New(b *gcblob.Bucket) *Store {
-	return &Store{bucket: b}
+	return &Store{bucket: b, publishMu: new([64]sync.Mutex)}
 }
 
-// Close releases the bucket.
+// Namespace returns a store of its own kind over the same bucket whose
+// objects live under "<name>/": the same digest in two namespaces is two
+// objects, and a reader of one namespace cannot reach the other's objects.
+// Content keeps public previews in a namespace so that a public,
+// content-addressed URL can never name a gated original. name is one or
+// more lowercase letters, digits or dashes. Closing a namespace does
+// nothing; close the store it came from.
+func (s *Store) Namespace(name string) *Store {
+	for _, c := range name {
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '-' {
+			panic(fmt.Sprintf("blob: bad namespace name %q", name))
+		}
+	}
+	if name == "" || name == "tmp" || name == "sha256" {
+		panic(fmt.Sprintf("blob: bad namespace name %q", name))
+	}
+	root := s
+	if s.parent != nil {
+		root = s.parent
+	}
+	return &Store{bucket: s.bucket, publishMu: s.publishMu, dir: s.dir, prefix: s.prefix + name + "/", parent: root}
+}
+
+// Close releases the bucket; it does nothing for a Namespace.
 func (s *Store) Close() error {
+	if s.parent != nil {
+		return nil
+	}
 	return s.bucket.Close()
+}
+
+// key returns the storage key of digest sha in this store.
+func (s *Store) key(sha string) (string, error) {
+	k, err := Key(sha)
+	if err != nil {
+		return "", err
+	}
+	return s.prefix + k, nil
 }
 
 // Ping reports whether the storage is reachable: nil, or unavailable.
@@ -139,7 +180,7 @@ func (a Attributes) ETag() string { return `"` + a.SHA256 + `"` }
 // Stat describes the object with digest sha. Errors: invalid, not_found,
 // unavailable.
 func (s *Store) Stat(ctx context.Context, sha string) (Object, error) {
-	key, err := Key(sha)
+	key, err := s.key(sha)
 	if err != nil {
 		return Object{}, err
 	}
@@ -163,7 +204,7 @@ func (s *Store) Open(ctx context.Context, sha string) (*Reader, Attributes, erro
 // invalid (a negative offset; range_not_satisfiable for an offset past the
 // end), not_found, unavailable.
 func (s *Store) OpenRange(ctx context.Context, sha string, offset, length int64) (*Reader, Attributes, error) {
-	key, err := Key(sha)
+	key, err := s.key(sha)
 	if err != nil {
 		return nil, Attributes{}, err
 	}
@@ -214,7 +255,7 @@ func rangeNotSatisfiable(offset, size int64) *strata.Error {
 // a Put of the same bytes racing a Delete may report an object that the
 // Delete then removes. Errors: invalid, unavailable.
 func (s *Store) Delete(ctx context.Context, sha string) error {
-	key, err := Key(sha)
+	key, err := s.key(sha)
 	if err != nil {
 		return err
 	}
@@ -228,7 +269,7 @@ func (s *Store) Delete(ctx context.Context, sha string) error {
 // which crashed Puts left behind, and returns how many it deleted. A cutoff
 // an hour or more in the past never touches a Put in progress.
 func (s *Store) SweepTemp(ctx context.Context, cutoff time.Time) (int, error) {
-	it := s.bucket.List(&gcblob.ListOptions{Prefix: tempPrefix})
+	it := s.bucket.List(&gcblob.ListOptions{Prefix: s.prefix + tempPrefix})
 	n := 0
 	for {
 		o, err := it.Next(ctx)
@@ -248,7 +289,8 @@ func (s *Store) SweepTemp(ctx context.Context, cutoff time.Time) (int, error) {
 	}
 }
 
-// Key returns the storage key of digest sha, or invalid when sha is not 64
+// Key returns the storage key of digest sha in a root store (a Namespace
+// prefixes it with "<name>/"), or invalid when sha is not 64
 // lowercase hex digits.
 func Key(sha string) (string, error) {
 	if !ValidDigest(sha) {

@@ -45,6 +45,7 @@ func runSuite(t *testing.T, open opener) {
 		{"SniffsMediaType", testSniffsMediaType},
 		{"SweepsTemp", testSweepsTemp},
 		{"Pings", testPings},
+		{"SeparatesNamespaces", testSeparatesNamespaces},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -330,4 +331,36 @@ func testSweepsTemp(t *testing.T, s *blob.Store) {
 
 func testPings(t *testing.T, s *blob.Store) {
 	require.NoError(t, s.Ping(context.Background()))
+}
+
+func testSeparatesNamespaces(t *testing.T, s *blob.Store) {
+	ctx := context.Background()
+	ns := s.Namespace("previews")
+	data := randomBytes(1000, 7)
+	o := put(t, ns, data, blob.PutOptions{})
+	require.True(t, strings.HasPrefix(o.Key, "previews/sha256/"), o.Key)
+
+	// The root store does not see the namespace's object, nor the reverse.
+	_, _, err := s.Open(ctx, o.SHA256)
+	require.Equal(t, strata.CodeNotFound, strata.ErrorCode(err))
+	other := randomBytes(500, 9)
+	root := put(t, s, other, blob.PutOptions{})
+	_, _, err = ns.Open(ctx, root.SHA256)
+	require.Equal(t, strata.CodeNotFound, strata.ErrorCode(err))
+
+	rc, a, err := ns.Open(ctx, o.SHA256)
+	require.NoError(t, err)
+	got, err := io.ReadAll(rc)
+	rc.Close()
+	require.NoError(t, err)
+	require.Equal(t, data, got)
+	require.Equal(t, int64(len(data)), a.Size)
+
+	// Closing a namespace leaves the store usable.
+	require.NoError(t, ns.Close())
+	require.NoError(t, s.Ping(ctx))
+	require.NoError(t, ns.Delete(ctx, o.SHA256))
+	_, err = ns.Stat(ctx, o.SHA256)
+	require.Equal(t, strata.CodeNotFound, strata.ErrorCode(err))
+	require.Panics(t, func() { s.Namespace("../x") })
 }
