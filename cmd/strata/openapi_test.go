@@ -51,7 +51,9 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	for _, r := range knownRoles {
 		all[r] = true
 	}
-	served := newMux(all, observability.NewProbes(), observability.NewMetrics(), svc, st.contentService(cfg.content, nil, slog.New(slog.NewTextHandler(io.Discard, nil)), nil), false).Patterns()
+	contentSvc, err := st.contentService(cfg.content, cfg.delivery, nil, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	require.NoError(t, err)
+	served := newMux(all, observability.NewProbes(), observability.NewMetrics(), svc, contentSvc, false).Patterns()
 
 	slices.Sort(documented)
 	slices.Sort(served)

@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"image"
 	pngpkg "image/png"
 	"io"
@@ -168,32 +170,86 @@ func TestREADMEWalkthrough(t *testing.T) {
 	require.Equal(t, http.StatusOK, status)
 	require.Empty(t, body["items"])
 
-	// Upload a picture; the worker processes it; publish; anyone lists it.
+	// Upload a picture by tus in two parts; the worker processes it and
+	// makes its previews; publish; anyone lists it and downloads it
+	// through the signed redirect.
 	var png bytes.Buffer
-	require.NoError(t, pngpkg.Encode(&png, image.NewRGBA(image.Rect(0, 0, 3, 2))))
-	req, err := http.NewRequest("PUT", in.base+"/v1/items/"+itemID+"/file", &png)
-	require.NoError(t, err)
-	req.Header.Set("Authorization", "Bearer "+creator)
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	resp.Body.Close()
-	require.Equal(t, http.StatusAccepted, resp.StatusCode)
+	require.NoError(t, pngpkg.Encode(&png, image.NewRGBA(image.Rect(0, 0, 30, 20))))
+	file := png.Bytes()
+	tus := func(method, url string, body []byte, hdr ...string) *http.Response {
+		t.Helper()
+		req, err := http.NewRequest(method, url, bytes.NewReader(body))
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer "+creator)
+		req.Header.Set("Tus-Resumable", "1.0.0")
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		return resp
+	}
+	resp := tus("POST", in.base+"/v1/uploads/", nil, "Upload-Length", fmt.Sprint(len(file)),
+		"Upload-Metadata", "item_id "+base64.StdEncoding.EncodeToString([]byte(itemID))+",filename "+base64.StdEncoding.EncodeToString([]byte("first photo.png")))
+	require.Equal(t, http.StatusCreated, resp.StatusCode)
+	upload := in.base + resp.Header.Get("Location")
+	half := len(file) / 2
+	resp = tus("PATCH", upload, file[:half], "Content-Type", "application/offset+octet-stream", "Upload-Offset", "0")
+	require.Equal(t, http.StatusNoContent, resp.StatusCode)
+	resp = tus("HEAD", upload, nil)
+	require.Equal(t, fmt.Sprint(half), resp.Header.Get("Upload-Offset"))
+	resp = tus("PATCH", upload, file[half:], "Content-Type", "application/offset+octet-stream", "Upload-Offset", fmt.Sprint(half))
+	require.Equal(t, http.StatusNoContent, resp.StatusCode)
+	require.Equal(t, fmt.Sprint(len(file)), resp.Header.Get("Upload-Offset"))
+	var asset map[string]any
 	require.Eventually(t, func() bool {
 		_, body := call(t, "GET", in.base+"/v1/items/"+itemID, nil, creator)
-		asset, _ := body["asset"].(map[string]any)
+		asset, _ = body["asset"].(map[string]any)
 		return asset != nil && asset["status"] == "ready"
 	}, 15*time.Second, 20*time.Millisecond, "the worker marks the asset ready")
+	require.Equal(t, "first photo.png", asset["filename"])
+	require.Equal(t, float64(30), asset["width"])
 	status, body = call(t, "POST", in.base+"/v1/items/"+itemID+"/publish", nil, creator)
 	require.Equal(t, http.StatusOK, status, "%v", body)
-	status, body = call(t, "GET", in.base+"/v1/items", nil, "")
+	status, body = call(t, "GET", in.base+"/v1/items", nil, access)
 	require.Equal(t, http.StatusOK, status)
 	require.Len(t, body["items"], 1)
+
+	// Another user downloads the free item: 302 to /cdn/, which serves it.
+	get := func(url, token string) (*http.Response, []byte) {
+		t.Helper()
+		req, err := http.NewRequest("GET", url, nil)
+		require.NoError(t, err)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req) // follows the redirect
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		return resp, b
+	}
+	resp, got := get(in.base+"/v1/items/"+itemID+"/download", access)
+	require.Equal(t, http.StatusOK, resp.StatusCode, "%s", got)
+	require.Equal(t, file, got)
+	require.True(t, strings.HasPrefix(resp.Request.URL.Path, "/cdn/o/"), resp.Request.URL.String())
+	require.Equal(t, "image/png", resp.Header.Get("Content-Type"))
+	require.Equal(t, `attachment; filename="first photo.png"`, resp.Header.Get("Content-Disposition"))
+	// Its public preview (the thumbnail, the item being free).
+	previewURL, _ := asset["preview_url"].(string)
+	require.True(t, strings.HasPrefix(previewURL, "/cdn/p/"), "preview_url %q", previewURL)
+	resp, got = get(in.base+previewURL, "")
+	require.Equal(t, http.StatusOK, resp.StatusCode, "%s", got)
+	require.Equal(t, "image/jpeg", resp.Header.Get("Content-Type"))
+	require.Equal(t, "public, max-age=31536000, immutable", resp.Header.Get("Cache-Control"))
 
 	status, _ = call(t, "GET", in.base+"/healthz", nil, "")
 	require.Equal(t, http.StatusOK, status)
 	status, body = call(t, "GET", in.base+"/readyz", nil, "")
 	require.Equal(t, http.StatusOK, status, "%v", body)
-	resp, err = http.Get(in.base + "/metrics")
+	resp, err := http.Get(in.base + "/metrics")
 	require.NoError(t, err)
 	metrics, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()

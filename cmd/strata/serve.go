@@ -112,7 +112,10 @@ func serveCmd(ctx context.Context, s *settings, stdout, stderr io.Writer) error 
 	}
 	defer blobs.Close()
 	probes.AddReadinessCheck("blobs", blobs.Ping)
-	contentSvc := st.contentService(s.content, blobs, logger, notify)
+	contentSvc, err := st.contentService(s.content, s.delivery, blobs, logger, notify)
+	if err != nil {
+		return err
+	}
 	mux := newMux(roles, probes, metrics, authSvc, contentSvc, s.trustProxy)
 
 	var consumers []*queue.Consumer
@@ -125,7 +128,9 @@ func serveCmd(ctx context.Context, s *settings, stdout, stderr io.Writer) error 
 			}
 			mc.Mailer = m
 		}
-		ap := content.AssetProcessor{Store: contentsql.New(st.router, clock), Blobs: blobs, Clock: clock, Logger: logger}
+		ap := content.AssetProcessor{Store: contentsql.New(st.router, clock), Blobs: blobs, Previews: blobs.Namespace(previewsNamespace),
+			Clock: clock, Logger: logger}
+		goBG("content janitor", func(ctx context.Context) error { contentSvc.RunJanitor(ctx); return nil })
 		for _, w := range []struct {
 			name string
 			cfg  queue.ConsumerConfig

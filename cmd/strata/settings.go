@@ -44,6 +44,7 @@ type settings struct {
 	trustProxy        bool
 	auth              auth.Config
 	content           content.Config
+	delivery          content.DeliveryConfig
 	blob              blob.Config
 }
 
@@ -69,6 +70,7 @@ func (s *settings) registerFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&s.trustProxy, "trust-proxy-headers", false, "take the client address from X-Forwarded-For (only behind a trusted proxy)")
 	s.auth.RegisterFlags(fs)
 	s.content.RegisterFlags(fs)
+	s.delivery.RegisterFlags(fs)
 	s.blob.RegisterFlags(fs)
 }
 
@@ -143,6 +145,9 @@ func (s *settings) validate() error {
 		}
 	}
 	if err := s.argon2Params().Validate(); err != nil {
+		return err
+	}
+	if err := s.delivery.Validate(); err != nil {
 		return err
 	}
 	if err := s.content.Validate(); err != nil {

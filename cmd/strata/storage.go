@@ -21,6 +21,7 @@ import (
 	"github.com/stratadev/strata/internal/auth/token"
 	"github.com/stratadev/strata/internal/content"
 	"github.com/stratadev/strata/internal/content/contentsql"
+	"github.com/stratadev/strata/internal/storage/blob"
 	"github.com/stratadev/strata/internal/queue"
 	"github.com/stratadev/strata/internal/storage/sqldb"
 )
@@ -162,12 +163,33 @@ func writeNew(path string, b []byte) error {
 	return f.Close()
 }
 
-// contentService builds the content module on this storage. Until the
-// payments module exists, nobody holds an entitlement.
-func (st *storage) contentService(cfg content.Config, blobs content.Blobs, logger *slog.Logger, notify func()) *content.Service {
+// contentService builds the content module on this storage; blobs may be
+// nil (no uploads or downloads). Download URLs are signed with the
+// configured keys, or else with one derived from the master key, which
+// every instance shares. Until the payments module exists, nobody holds an
+// entitlement.
+func (st *storage) contentService(cfg content.Config, delivery content.DeliveryConfig, blobs *blob.Store, logger *slog.Logger, notify func()) (*content.Service, error) {
 	clock := strata.SystemClock{}
-	return content.NewService(content.Deps{
+	keys, err := content.ParseSigningKeys(delivery.SigningKeys) // validated with the other settings
+	if err != nil {
+		return nil, err
+	}
+	if len(keys) == 0 {
+		keys = []content.SigningKey{content.DeriveSigningKey(st.masterKey)}
+	}
+	signer, err := content.NewURLSigner(keys, delivery.URLLifetime)
+	if err != nil {
+		return nil, err
+	}
+	d := content.Deps{
 		Store: contentsql.New(st.router, clock), Entitlements: content.NoEntitlements{},
-		Config: cfg, Blobs: blobs, Clock: clock, Logger: logger, NotifyOutbox: notify,
-	})
+		Config: cfg, Delivery: delivery, Signer: signer, Clock: clock, Logger: logger, NotifyOutbox: notify,
+	}
+	if blobs != nil {
+		d.Blobs, d.Previews = blobs, blobs.Namespace(previewsNamespace)
+	}
+	return content.NewService(d), nil
 }
+
+// previewsNamespace is the blob namespace of public previews.
+const previewsNamespace = "previews"

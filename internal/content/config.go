@@ -101,6 +101,17 @@ type Blobs interface {
 	// Open opens the object with digest sha. Errors: invalid, not_found,
 	// unavailable.
 	Open(ctx context.Context, sha string) (*blob.Reader, blob.Attributes, error)
+
+	// PutPart stores r as the part object uploads/<key> of a resumable
+	// upload and returns its size; when r fails nothing is stored. Errors:
+	// invalid (a bad key; unreadable_body, or r's own error), unavailable.
+	PutPart(ctx context.Context, key string, r io.Reader) (int64, error)
+	// OpenPart opens the part object uploads/<key>. Errors: invalid,
+	// not_found, unavailable.
+	OpenPart(ctx context.Context, key string) (io.ReadCloser, error)
+	// DeleteParts deletes the part objects under uploads/<prefix> and
+	// returns how many. Errors: invalid, unavailable.
+	DeleteParts(ctx context.Context, prefix string) (int, error)
 }
 
 var _ Blobs = (*blob.Store)(nil)

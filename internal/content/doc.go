@@ -1,7 +1,10 @@
-// Package content is Strata's content-delivery module. This slice holds the
-// catalog: items that creators sell or give away, with their price, tags,
-// publication status and their asset, the file a creator uploads whole
-// (PUT /v1/items/{id}/file) and AssetProcessor verifies.
+// Package content is Strata's content-delivery module: the catalog of items
+// that creators sell or give away (price, tags, publication status), their
+// asset — the file a creator uploads whole (PUT /v1/items/{id}/file) or by
+// the tus protocol (/v1/uploads/), which AssetProcessor verifies and
+// previews — and delivery: GET /v1/items/{id}/download checks access and
+// redirects to a signed, expiring /cdn/ URL that any instance serves from
+// blob storage or its hot-object cache.
 //
 // # What it owns
 //
@@ -26,8 +29,20 @@
 // "image_unreadable") and marks the asset ready with the image's size.
 // Events of a replaced or finished asset are dropped, so redelivery is
 // harmless. Uploading again replaces the asset; a published item stays
-// published while the new file is processed. Resumable or chunked uploads,
-// previews and thumbnails are not part of this slice.
+// published while the new file is processed. For images it also makes a
+// thumbnail and a blurred preview in the blob store's "previews" namespace.
+// Resumable uploads keep their parts in blob storage and their state and
+// cross-instance lock in content_uploads, so any instance takes the next
+// PATCH. Cleanup (run by the worker) expires uploads and sweeps blobs that
+// no asset references.
+//
+// # Delivery
+//
+// Download allows the creator and admins, anyone for a free published item,
+// and holders of an Entitlements grant; the URL it signs (URLSigner,
+// HMAC-SHA256 with rotating key ids) covers the content-addressed path, the
+// expiry and the user. /cdn/ needs no database: the signature says who may
+// fetch, the digest names the bytes.
 //
 // # Invariants
 //

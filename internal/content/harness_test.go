@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -46,12 +47,45 @@ type harness struct {
 	clock   *stratatest.Clock
 	blobDir string // the folder of the blob store
 	proc    content.AssetProcessor
+	ents    *memEntitlements
+	blobs   *blob.Store
+	svc     *content.Service
+}
+
+// testSigningKey signs the harness's download URLs.
+var testSigningKey = content.SigningKey{ID: "k1", Secret: []byte("0123456789abcdef0123456789abcdef")}
+
+// memEntitlements is an Entitlements whose grants the test sets, standing
+// in for the payments module.
+type memEntitlements struct {
+	mu   sync.Mutex
+	held map[[2]strata.ID]bool
+	err  error
+}
+
+func (m *memEntitlements) Has(_ context.Context, user, item strata.ID) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.held[[2]strata.ID{user, item}], m.err
+}
+
+func (m *memEntitlements) grant(user, item strata.ID) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.held[[2]strata.ID{user, item}] = true
 }
 
 // testUploadMax is the upload limit of the harness.
 const testUploadMax = 1 << 20
 
 func newHarness(t testing.TB) *harness {
+	t.Helper()
+	return newHarnessWith(t, nil)
+}
+
+// newHarnessWith is newHarness with the service's Deps changed by edit
+// (when not nil) before the service is made.
+func newHarnessWith(t testing.TB, edit func(*content.Deps)) *harness {
 	t.Helper()
 	ctx := context.Background()
 	router := sqldbtest.OpenShards(t, 16, 3)
@@ -67,11 +101,20 @@ func newHarness(t testing.TB) *harness {
 	cfg := content.Config{UploadMaxBytes: testUploadMax, UploadTypes: []string{"image/png", "image/jpeg", "image/gif", "application/pdf"},
 		UploadExpiry: content.DefaultUploadExpiry, UploadChunkMaxBytes: content.DefaultUploadChunkMaxBytes}
 	require.NoError(t, cfg.Validate())
-	svc := content.NewService(content.Deps{Store: store, Entitlements: content.NoEntitlements{}, Clock: clock, Config: cfg, Blobs: blobs})
+	signer, err := content.NewURLSigner([]content.SigningKey{testSigningKey}, content.DefaultURLLifetime)
+	require.NoError(t, err)
+	ents := &memEntitlements{held: map[[2]strata.ID]bool{}}
+	deps := content.Deps{Store: store, Entitlements: ents, Clock: clock, Config: cfg, Blobs: blobs,
+		Previews: blobs.Namespace("previews"), Signer: signer,
+		Delivery: content.DeliveryConfig{CacheBytes: 1 << 20, CacheObjectMaxBytes: 64 << 10}}
+	if edit != nil {
+		edit(&deps)
+	}
+	svc := content.NewService(deps)
 	mux := httpx.NewMux()
 	content.Routes(mux, svc, fakeVerifier{})
-	return &harness{t: t, handler: httpx.Chain(mux, httpx.RequestID, httpx.Recover), store: store, router: router, clock: clock,
-		blobDir: blobDir, proc: content.AssetProcessor{Store: store, Blobs: blobs, Clock: clock}}
+	return &harness{t: t, ents: ents, blobs: blobs, svc: svc, handler: httpx.Chain(mux, httpx.RequestID, httpx.Recover), store: store, router: router, clock: clock,
+		blobDir: blobDir, proc: content.AssetProcessor{Store: store, Blobs: blobs, Clock: clock, Previews: blobs.Namespace("previews")}}
 }
 
 // user is a caller: its id and bearer token.

@@ -25,6 +25,10 @@ type assetJSON struct {
 	Width         int         `json:"width,omitempty"`
 	Height        int         `json:"height,omitempty"`
 	FailureReason string      `json:"failure_reason,omitempty"`
+	Filename      string      `json:"filename,omitempty"`
+	// PreviewURL is the public preview: the thumbnail of a free item,
+	// the blurred preview of a paid one.
+	PreviewURL string `json:"preview_url,omitempty"`
 }
 
 type itemJSON struct {
@@ -42,7 +46,7 @@ type itemJSON struct {
 	DeletedAt   string       `json:"deleted_at,omitempty"`
 }
 
-func toItemJSON(it *Item) itemJSON {
+func (s *Service) toItemJSON(it *Item) itemJSON {
 	j := itemJSON{
 		ID: it.ID, CreatorID: it.CreatorID, Title: it.Title, Description: it.Description, Price: it.Price,
 		Tags: it.Tags, Status: it.Status, Version: it.Version,
@@ -57,7 +61,8 @@ func toItemJSON(it *Item) itemJSON {
 	if a := it.Asset; a != nil {
 		j.Asset = &assetJSON{
 			Status: a.Status, SHA256: a.SHA256, Size: a.Size, MediaType: a.MediaType,
-			Width: a.Width, Height: a.Height, FailureReason: a.FailureReason,
+			Width: a.Width, Height: a.Height, FailureReason: a.FailureReason, Filename: a.Filename,
+			PreviewURL: s.previewURL(it),
 		}
 	}
 	return j
@@ -151,7 +156,7 @@ func handleCreate(s *Service) http.Handler {
 		if err != nil {
 			return nil, err
 		}
-		return toItemJSON(it), nil
+		return s.toItemJSON(it), nil
 	})
 }
 
@@ -176,7 +181,7 @@ func handleGet(s *Service) http.Handler {
 			httpx.WriteError(w, r, err)
 			return
 		}
-		httpx.WriteJSON(w, http.StatusOK, toItemJSON(it))
+		httpx.WriteJSON(w, http.StatusOK, s.toItemJSON(it))
 	})
 }
 
@@ -202,13 +207,13 @@ func handlePatch(s *Service) http.Handler {
 			httpx.WriteError(w, r, err)
 			return
 		}
-		httpx.WriteJSON(w, http.StatusOK, toItemJSON(it))
+		httpx.WriteJSON(w, http.StatusOK, s.toItemJSON(it))
 	})
 }
 
 // handleTransition serves publish, unpublish and reprocess, which take no
 // body and answer status with the item.
-func handleTransition(status int, fn func(context.Context, strata.ID) (*Item, error)) http.Handler {
+func handleTransition(s *Service, status int, fn func(context.Context, strata.ID) (*Item, error)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id, err := itemID(r)
 		if err != nil {
@@ -220,7 +225,7 @@ func handleTransition(status int, fn func(context.Context, strata.ID) (*Item, er
 			httpx.WriteError(w, r, err)
 			return
 		}
-		httpx.WriteJSON(w, status, toItemJSON(it))
+		httpx.WriteJSON(w, status, s.toItemJSON(it))
 	})
 }
 
@@ -302,7 +307,7 @@ func handleList(s *Service) http.Handler {
 		}
 		p := page{Items: make([]itemJSON, len(items)), NextCursor: next}
 		for i := range items {
-			p.Items[i] = toItemJSON(&items[i])
+			p.Items[i] = s.toItemJSON(&items[i])
 		}
 		httpx.WriteJSON(w, http.StatusOK, p)
 	})
@@ -334,6 +339,6 @@ func handleUpload(s *Service) http.Handler {
 			httpx.WriteError(w, r, err)
 			return
 		}
-		httpx.WriteJSON(w, http.StatusAccepted, toItemJSON(it))
+		httpx.WriteJSON(w, http.StatusAccepted, s.toItemJSON(it))
 	})
 }

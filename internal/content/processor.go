@@ -29,13 +29,21 @@ const (
 
 // AssetProcessor is the queue consumer that verifies uploaded files: it
 // re-hashes the stored bytes, reads the dimensions of images from their
-// header and marks the asset ready or failed. Previews and thumbnails are
-// not made.
+// header, makes the previews of JPEG, PNG and GIF images and marks the
+// asset ready or failed.
+//
+// Previews are made whatever the item's price, so that a price change
+// needs no reprocessing: a thumbnail within 320×320 and a blurred preview
+// within 64×64, both JPEG (see makePreviews), stored content-addressed in
+// Previews; their digests are recorded on the asset as it becomes ready.
 type AssetProcessor struct {
 	Store  Store
 	Blobs  Blobs
 	Clock  strata.Clock
 	Logger *slog.Logger
+	// Previews is where previews are stored: the blob store's "previews"
+	// namespace, apart from the originals. Nil means none are made.
+	Previews Blobs
 	// MaxPixels bounds width × height of images; 0 means DefaultMaxPixels.
 	MaxPixels int64
 }
@@ -54,8 +62,9 @@ func (AssetProcessor) ConsumerConfig() queue.ConsumerConfig {
 // Handle processes one content.asset.uploaded event. It is idempotent: an
 // event about an asset that was replaced since, or that is already ready or
 // failed, is dropped. A payload that cannot be decoded, or names no item,
-// is permanent; blob storage errors other than not_found are returned for
-// a retry, until the last delivery, which marks the asset failed.
+// is permanent; blob storage errors other than not_found, reading the file
+// or storing its previews, are returned for a retry, until the last
+// delivery, which marks the asset failed.
 func (p AssetProcessor) Handle(ctx context.Context, m queue.Message) error {
 	var ev AssetUploadedEvent
 	if err := json.Unmarshal(m.Data, &ev); err != nil {
@@ -76,6 +85,10 @@ func (p AssetProcessor) Handle(ctx context.Context, m queue.Message) error {
 	}
 	a := *it.Asset
 	reason, w, h, err := p.inspect(ctx, ev.SHA256, a.MediaType)
+	var thumb, preview string
+	if err == nil && reason == "" && p.Previews != nil && previewable(a.MediaType) {
+		reason, thumb, preview, err = p.previews(ctx, ev.SHA256, w, h)
+	}
 	var gaveUp error
 	if err != nil {
 		if m.NumDelivered < ProcessorMaxDeliver {
@@ -86,10 +99,12 @@ func (p AssetProcessor) Handle(ctx context.Context, m queue.Message) error {
 		p.logger().ErrorContext(ctx, "asset processing gave up", "item_id", ev.ItemID, "sha256", ev.SHA256, "error", err)
 	}
 	a.Width, a.Height, a.FailureReason = w, h, reason
+	a.ThumbnailSHA256, a.PreviewSHA256 = thumb, preview
 	a.Status = AssetReady
 	subject := SubjectAssetReady
 	if reason != "" {
 		a.Status, a.Width, a.Height, subject = AssetFailed, 0, 0, SubjectAssetFailed
+		a.ThumbnailSHA256, a.PreviewSHA256 = "", ""
 	}
 	shard, _ := ev.ItemID.Shard()
 	err = p.Store.Tx(ctx, shard, func(tx Tx) error {

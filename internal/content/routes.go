@@ -23,8 +23,20 @@ func Routes(mux *httpx.Mux, s *Service, verifier httpx.TokenVerifier) {
 	mux.Handle("GET /v1/items/{id}", anyone(handleGet(s)))
 	mux.Handle("PATCH /v1/items/{id}", user(handlePatch(s)))
 	mux.Handle("DELETE /v1/items/{id}", user(handleDelete(s)))
-	mux.Handle("POST /v1/items/{id}/publish", user(handleTransition(http.StatusOK, s.Publish)))
-	mux.Handle("POST /v1/items/{id}/unpublish", user(handleTransition(http.StatusOK, s.Unpublish)))
-	mux.Handle("POST /v1/items/{id}/reprocess", user(handleTransition(http.StatusAccepted, s.Reprocess)))
+	mux.Handle("POST /v1/items/{id}/publish", user(handleTransition(s, http.StatusOK, s.Publish)))
+	mux.Handle("POST /v1/items/{id}/unpublish", user(handleTransition(s, http.StatusOK, s.Unpublish)))
+	mux.Handle("POST /v1/items/{id}/reprocess", user(handleTransition(s, http.StatusAccepted, s.Reprocess)))
 	mux.Handle("PUT /v1/items/{id}/file", user(handleUpload(s)))
+	// Resumable uploads (tus 1.0.0); OPTIONS is open to anyone.
+	mux.Handle("OPTIONS /v1/uploads/", tusProtocol(handleUploadOptions(s)))
+	mux.Handle("POST /v1/uploads/", tusProtocol(user(handleUploadCreate(s))))
+	mux.Handle("OPTIONS /v1/uploads/{id}", tusProtocol(handleUploadOptions(s)))
+	mux.Handle("HEAD /v1/uploads/{id}", tusProtocol(user(handleUploadHead(s))))
+	mux.Handle("PATCH /v1/uploads/{id}", tusProtocol(user(handleUploadPatch(s))))
+	mux.Handle("DELETE /v1/uploads/{id}", tusProtocol(user(handleUploadDelete(s))))
+	mux.Handle("GET /v1/items/{id}/download", anyone(handleDownload(s)))
+	// GET patterns also answer HEAD.
+	mux.Handle("GET /cdn/o/{sha}/{name}", anyone(handleCDN(s, s.resolveOriginal)))
+	mux.Handle("GET /cdn/t/{sha}/thumbnail.jpg", anyone(handleCDN(s, s.resolveThumbnail)))
+	mux.Handle("GET /cdn/p/{file}", handleCDN(s, s.resolvePreview))
 }

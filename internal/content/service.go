@@ -19,6 +19,10 @@ type Service struct {
 	notify       func() // wakes the outbox relay after a commit that wrote events
 	cfg          Config
 	blobs        Blobs // nil: uploads answer unavailable
+	previews     Blobs // the previews namespace; nil: no previews served
+	signer       *URLSigner
+	delivery     DeliveryConfig
+	cdnCache     *cdnCache
 }
 
 // Deps are the collaborators of a Service.
@@ -37,12 +41,21 @@ type Deps struct {
 	// Blobs stores uploaded files; nil disables uploads (they answer
 	// unavailable), which the catalog alone does not need.
 	Blobs Blobs
+	// Previews is the blob namespace the AssetProcessor writes previews
+	// to; nil serves none.
+	Previews Blobs
+	// Signer signs download URLs; nil disables downloads and /cdn/.
+	Signer *URLSigner
+	// Delivery holds the /cdn/ settings; zero fields take their defaults
+	// (the signer carries the URL lifetime and keys).
+	Delivery DeliveryConfig
 }
 
 // NewService returns a Service.
 func NewService(d Deps) *Service {
 	s := &Service{store: d.Store, entitlements: d.Entitlements, clock: d.Clock, log: d.Logger, notify: d.NotifyOutbox,
-		cfg: d.Config.withDefaults(), blobs: d.Blobs}
+		cfg: d.Config.withDefaults(), blobs: d.Blobs, previews: d.Previews, signer: d.Signer, delivery: d.Delivery.withDefaults()}
+	s.cdnCache = newCDNCache(s.delivery.CacheBytes, s.delivery.CacheObjectMaxBytes)
 	if s.entitlements == nil {
 		s.entitlements = NoEntitlements{}
 	}

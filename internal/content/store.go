@@ -25,6 +25,11 @@ type Store interface {
 	PutAsset(ctx context.Context, item strata.ID, a Asset) error
 	// Ping checks every database.
 	Ping(ctx context.Context) error
+	// BlobReferenced reports whether any asset, on any shard, names the
+	// digest sha as its file (preview false) or as one of its previews
+	// (preview true).
+	BlobReferenced(ctx context.Context, sha string, preview bool) (bool, error)
+	UploadStore // resumable uploads (tus.go)
 }
 
 // Tx is the write side of Store, bound to one transaction on one shard.

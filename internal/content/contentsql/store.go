@@ -8,6 +8,7 @@ import (
 	"context"
 	"database/sql"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
 	"slices"
@@ -189,4 +190,29 @@ func (s *Store) PutAsset(ctx context.Context, item strata.ID, a content.Asset) e
 		return &strata.Error{Code: strata.CodeNotFound, Reason: "not_found", Message: "not found"}
 	}
 	return s.Tx(ctx, shard, func(tx content.Tx) error { return tx.PutAsset(ctx, item, a) })
+}
+
+// BlobReferenced asks every database, in parallel, whether an asset names
+// sha (as its file, or as a preview).
+func (s *Store) BlobReferenced(ctx context.Context, sha string, preview bool) (bool, error) {
+	q := "SELECT 1 FROM content_assets WHERE sha256 = $1 LIMIT 1"
+	if preview {
+		q = "SELECT 1 FROM content_assets WHERE thumbnail_sha256 = $1 UNION ALL SELECT 1 FROM content_assets WHERE preview_sha256 = $1 LIMIT 1"
+	}
+	// The primary, not a reader: a reference just written must be seen.
+	found, err := sqldb.Gather(ctx, s.router.DBs(), func(ctx context.Context, db *sqldb.DB) ([]bool, error) {
+		var one int
+		err := db.Writer().QueryRowContext(ctx, q, sha).Scan(&one)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("look up blob references: %w", sqldb.Translate(err))
+		}
+		return []bool{true}, nil
+	})
+	if err != nil {
+		return false, err
+	}
+	return slices.Contains(found, true), nil
 }

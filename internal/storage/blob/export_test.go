@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"sort"
+	"time"
 
 	gcblob "gocloud.dev/blob"
 )
@@ -29,4 +30,10 @@ func Keys(ctx context.Context, s *Store) ([]string, error) {
 // WriteRaw stores data under key, bypassing Put.
 func WriteRaw(ctx context.Context, s *Store, key string, data []byte) error {
 	return s.bucket.WriteAll(ctx, key, data, &gcblob.WriterOptions{ContentType: "application/octet-stream"})
+}
+
+// SweepAt is Sweep without the minimum age, so tests can sweep what they
+// have just stored.
+func SweepAt(ctx context.Context, s *Store, cutoff time.Time, referenced func(context.Context, string) (bool, error)) (int, error) {
+	return s.sweep(ctx, cutoff, referenced)
 }

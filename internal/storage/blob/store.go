@@ -289,6 +289,68 @@ func (s *Store) SweepTemp(ctx context.Context, cutoff time.Time) (int, error) {
 	}
 }
 
+// MinSweepAge is the youngest an object may be for Sweep to delete it.
+const MinSweepAge = time.Hour
+
+// Sweep deletes the objects of this store (its namespace only, temporary
+// objects aside) last modified before cutoff that referenced reports
+// unreferenced, and returns how many it deleted. cutoff must be at least
+// MinSweepAge in the past: together with RefreshAfter this keeps an object
+// that a Put has just handed out (found already stored) from being swept
+// before its reference is recorded. Each object is described again just
+// before it is deleted, and kept when it changed meanwhile.
+func (s *Store) Sweep(ctx context.Context, cutoff time.Time, referenced func(ctx context.Context, sha string) (bool, error)) (int, error) {
+	if time.Since(cutoff) < MinSweepAge {
+		return 0, fmt.Errorf("blob sweep: the cutoff %s is less than %s ago", cutoff.Format(time.RFC3339), MinSweepAge)
+	}
+	return s.sweep(ctx, cutoff, referenced)
+}
+
+func (s *Store) sweep(ctx context.Context, cutoff time.Time, referenced func(ctx context.Context, sha string) (bool, error)) (int, error) {
+	prefix := s.prefix + objectPrefix
+	it := s.bucket.List(&gcblob.ListOptions{Prefix: prefix})
+	n := 0
+	for {
+		o, err := it.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			return n, nil
+		}
+		if err != nil {
+			return n, translate("list", prefix, err)
+		}
+		sha := o.Key[strings.LastIndexByte(o.Key, '/')+1:]
+		if o.IsDir || !o.ModTime.Before(cutoff) || !ValidDigest(sha) || o.Key != s.prefix+mustKey(sha) {
+			continue
+		}
+		ref, err := referenced(ctx, sha)
+		if err != nil {
+			return n, err
+		}
+		if ref {
+			continue
+		}
+		a, err := s.bucket.Attributes(ctx, o.Key)
+		if gcerrors.Code(err) == gcerrors.NotFound {
+			continue
+		}
+		if err != nil {
+			return n, translate("stat", o.Key, err)
+		}
+		if !a.ModTime.Before(cutoff) {
+			continue // put again meanwhile
+		}
+		if err := s.bucket.Delete(ctx, o.Key); err != nil && gcerrors.Code(err) != gcerrors.NotFound {
+			return n, translate("delete", o.Key, err)
+		}
+		n++
+	}
+}
+
+func mustKey(sha string) string {
+	k, _ := Key(sha)
+	return k
+}
+
 // Key returns the storage key of digest sha in a root store (a Namespace
 // prefixes it with "<name>/"), or invalid when sha is not 64
 // lowercase hex digits.

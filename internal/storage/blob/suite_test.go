@@ -3,6 +3,7 @@ package blob_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"strings"
 	"sync"
@@ -46,6 +47,12 @@ func runSuite(t *testing.T, open opener) {
 		{"SweepsTemp", testSweepsTemp},
 		{"Pings", testPings},
 		{"SeparatesNamespaces", testSeparatesNamespaces},
+		{"SweepsUnreferenced", testSweepsUnreferenced},
+		{"PartsRoundTrip", testPartsRoundTrip},
+		{"PartsFailingBody", testPartsFailingBody},
+		{"PartsDelete", testPartsDelete},
+		{"PartsRejectBadKeys", testPartsRejectBadKeys},
+		{"PartsInNamespace", testPartsInNamespace},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -363,4 +370,49 @@ func testSeparatesNamespaces(t *testing.T, s *blob.Store) {
 	_, err = ns.Stat(ctx, o.SHA256)
 	require.Equal(t, strata.CodeNotFound, strata.ErrorCode(err))
 	require.Panics(t, func() { s.Namespace("../x") })
+}
+
+func testSweepsUnreferenced(t *testing.T, s *blob.Store) {
+	ctx := context.Background()
+	keep := put(t, s, randomBytes(100, 1), blob.PutOptions{})
+	drop1 := put(t, s, randomBytes(200, 2), blob.PutOptions{})
+	drop2 := put(t, s, randomBytes(300, 3), blob.PutOptions{})
+	ns := s.Namespace("previews")
+	other := put(t, ns, randomBytes(400, 4), blob.PutOptions{})
+
+	// The real Sweep refuses a cutoff younger than MinSweepAge.
+	_, err := s.Sweep(ctx, time.Now(), func(context.Context, string) (bool, error) { return false, nil })
+	require.Error(t, err)
+
+	var asked []string
+	n, err := blob.SweepAt(ctx, s, time.Now().Add(time.Minute), func(_ context.Context, sha string) (bool, error) {
+		asked = append(asked, sha)
+		return sha == keep.SHA256, nil
+	})
+	require.NoError(t, err)
+	require.Equal(t, 2, n)
+	require.ElementsMatch(t, []string{keep.SHA256, drop1.SHA256, drop2.SHA256}, asked, "only this namespace's objects")
+	_, err = s.Stat(ctx, keep.SHA256)
+	require.NoError(t, err)
+	for _, sha := range []string{drop1.SHA256, drop2.SHA256} {
+		_, err = s.Stat(ctx, sha)
+		require.Equal(t, strata.CodeNotFound, strata.ErrorCode(err))
+	}
+	_, err = ns.Stat(ctx, other.SHA256)
+	require.NoError(t, err)
+
+	// Objects newer than the cutoff are not even considered.
+	n, err = blob.SweepAt(ctx, s, time.Now().Add(-time.Hour), func(context.Context, string) (bool, error) {
+		t.Fatal("asked about an object newer than the cutoff")
+		return false, nil
+	})
+	require.NoError(t, err)
+	require.Zero(t, n)
+
+	// An error from referenced stops the sweep, deleting nothing more.
+	boom := errors.New("db down")
+	_, err = blob.SweepAt(ctx, s, time.Now().Add(time.Minute), func(context.Context, string) (bool, error) { return false, boom })
+	require.ErrorIs(t, err, boom)
+	_, err = s.Stat(ctx, keep.SHA256)
+	require.NoError(t, err)
 }

@@ -1,0 +1,334 @@
+#!/usr/bin/env bash
+# bench/cdn.sh: HTTP load on Strata's /cdn/ beside nginx serving the same
+# bytes from disk, both on loopback, driven by the same wrk command in
+# alternating rounds (issue 3): a 1 KiB and a 1 MiB object. Prints req/s,
+# MiB/s and latency p50/p99 of every run, the medians over the rounds and the
+# ratios strata/nginx against issue 3's targets (>= 0.8 of nginx's req/s at
+# 1 KiB, >= 0.8 of its MiB/s at 1 MiB). Needs nginx (apt-get install -y
+# nginx-light), wrk (apt-get install -y wrk), curl and sha256sum.
+#
+# Strata: a creator account (strata users create), two free published items
+# with random files uploaded through PUT /v1/items/{id}/file, and the signed
+# /cdn/o/<sha256>/<name> URLs that GET /v1/items/{id}/download redirects to
+# (--cdn-url-lifetime 1h, so they outlive the run). Both objects are served
+# from strata's in-memory hot-object cache (--cdn-cache-object-max-bytes is
+# 1 MiB by default, and the 1 MiB object is exactly that).
+#
+# nginx: run as the current user from a generated configuration in the
+# temporary folder (worker_processes auto, access_log off, sendfile,
+# tcp_nopush, open_file_cache, keepalive_requests raised so that neither
+# server closes connections during a run), on a free loopback port, serving
+# the files at the same paths (/cdn/o/<sha256>/<name>) with the headers
+# strata sends that cost nothing (ETag, Last-Modified, Cache-Control,
+# Content-Disposition, nosniff, Content-Security-Policy). wrk requests the
+# same path and query from both. The bodies are checked to be byte-identical
+# before anything is measured.
+#
+# Odd rounds run nginx first, even rounds strata first, so a drift of the
+# machine's load does not always land on the same side.
+#
+# strata runs with --log-level warn (LOG_LEVEL=info measures the access log
+# too).
+#
+# Settings (environment): ROUNDS (2), DURATION (10s), THREADS (2),
+# CONNECTIONS (64), LOG_LEVEL (warn). PROFILE=FILE also saves a CPU profile
+# of strata during its first 1 KiB round (through --debug-addr on loopback);
+# read it with `go tool pprof -top FILE`.
+. "$(dirname "$0")/lib.sh"
+
+ROUNDS=${ROUNDS:-2}
+DURATION=${DURATION:-10s}
+THREADS=${THREADS:-2}
+CONNECTIONS=${CONNECTIONS:-64}
+LOG_LEVEL=${LOG_LEVEL:-warn}
+command -v nginx >/dev/null || {
+	echo "nginx is not installed (apt-get install -y nginx-light, or nginx); the script does not install it" >&2
+	exit 1
+}
+command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install -y wrk)" >&2; exit 1; }
+command -v curl >/dev/null || { echo "curl is not installed (apt-get install -y curl)" >&2; exit 1; }
+command -v sha256sum >/dev/null || { echo "sha256sum is not installed (coreutils)" >&2; exit 1; }
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || { echo "ROUNDS must be a positive integer, got $ROUNDS" >&2; exit 1; }
+[ -z "${PROFILE:-}" ] || [[ $DURATION =~ ^[0-9]+s$ ]] ||
+	{ echo "PROFILE needs DURATION in seconds (like 10s), got $DURATION" >&2; exit 1; }
+
+SIZES=(1k 1m)
+declare -A BYTES=([1k]=1024 [1m]=1048576)
+declare -A LABEL=([1k]="1 KiB" [1m]="1 MiB")
+EMAIL=creator@example.com
+PASSWORD="correct horse battery staple"
+
+build_strata
+
+# The files: random bytes, which sniff as application/octet-stream.
+mkdir -p "$WORK/files"
+for size in "${SIZES[@]}"; do
+	head -c "${BYTES[$size]}" /dev/urandom >"$WORK/files/$size.bin"
+done
+
+# The creator, in the data folder start_strata is about to use.
+printf '%s\n' "$PASSWORD" | "$WORK/strata" users create --data-dir "$WORK/strata-data" \
+	--email "$EMAIL" --role creator --log-level warn >"$WORK/users.out" 2>&1 ||
+	{ echo "strata users create failed:" >&2; cat "$WORK/users.out" >&2; exit 1; }
+
+DEBUG=()
+[ -z "${PROFILE:-}" ] || DEBUG=(--debug-addr 127.0.0.1:0)
+start_strata strata --log-level "$LOG_LEVEL" --upload-types application/octet-stream \
+	--cdn-url-lifetime 1h "${DEBUG[@]}"
+
+# api METHOD PATH [CURL ARGS...] prints the body of a 2xx answer of strata's
+# API, called as the creator once TOKEN is set; anything else is an error.
+api() {
+	local method=$1 path=$2 out code
+	shift 2
+	out=$(curl -sS -X "$method" ${TOKEN:+-H "Authorization: Bearer $TOKEN"} -w '\n%{http_code}' "$@" \
+		"$STRATA_URL$path") || { echo "$method $path: curl failed" >&2; return 1; }
+	code=${out##*$'\n'}
+	out=${out%$'\n'*}
+	case $code in
+	2??) printf '%s\n' "$out" ;;
+	*)
+		echo "$method $path: HTTP $code: $out" >&2
+		return 1
+		;;
+	esac
+}
+
+# field NAME prints the first string member NAME of the JSON on stdin.
+field() { grep -o "\"$1\":\"[^\"]*\"" | head -1 | cut -d'"' -f4; }
+
+TOKEN=
+TOKEN=$(api POST /v1/auth/login -H 'Content-Type: application/json' \
+	-d "{\"email\":\"$EMAIL\",\"password\":\"$PASSWORD\"}" | field access_token)
+[ -n "$TOKEN" ] || { echo "login answered no access_token" >&2; exit 1; }
+
+declare -A SHA CDN_PATH
+for size in "${SIZES[@]}"; do
+	file=$WORK/files/$size.bin
+	SHA[$size]=$(sha256sum "$file" | cut -d' ' -f1)
+	item=$(api POST /v1/items -H 'Content-Type: application/json' \
+		-d "{\"title\":\"bench $size\",\"price\":{\"amount\":0,\"currency\":\"USD\"}}" | field id)
+	[ -n "$item" ] || { echo "POST /v1/items answered no id" >&2; exit 1; }
+	api PUT "/v1/items/$item/file?filename=$size.bin" -H 'Content-Type: application/octet-stream' \
+		--data-binary "@$file" >/dev/null
+	status=
+	for i in $(seq 300); do
+		json=$(api GET "/v1/items/$item")
+		status=$(grep -o '"asset":{"status":"[a-z]*"' <<<"$json" | cut -d'"' -f6 || true)
+		[ "$status" = processing ] || break
+		sleep 0.1
+	done
+	[ "$status" = ready ] || { echo "the $size item's asset is '$status', not ready, after 30s: $json" >&2; exit 1; }
+	api POST "/v1/items/$item/publish" >/dev/null
+	location=$(curl -sS -o /dev/null -D - -H "Authorization: Bearer $TOKEN" "$STRATA_URL/v1/items/$item/download" |
+		tr -d '\r' | awk 'tolower($1) == "location:" {print $2}')
+	[[ $location == "/cdn/o/${SHA[$size]}/$size.bin?"* ]] ||
+		{ echo "GET /v1/items/$item/download: expected a Location of /cdn/o/${SHA[$size]}/$size.bin?..., got '$location'" >&2; exit 1; }
+	CDN_PATH[$size]=$location
+	# nginx serves the same bytes at the same path.
+	mkdir -p "$WORK/www/cdn/o/${SHA[$size]}"
+	cp "$file" "$WORK/www/cdn/o/${SHA[$size]}/$size.bin"
+done
+
+# free_port prints a loopback port nobody listens on, below the usual
+# ephemeral range (the caller retries if it is taken meanwhile).
+free_port() {
+	local port i
+	for i in $(seq 100); do
+		port=$((20000 + RANDOM % 12000))
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+			echo "$port"
+			return 0
+		fi
+	done
+	echo "no free loopback port found" >&2
+	return 1
+}
+
+# nginx_config PORT writes nginx.conf for PORT.
+nginx_config() {
+	local m temps="" user=""
+	# Every compiled-in temp path must be writable, or nginx does not start.
+	for m in client_body proxy fastcgi uwsgi scgi; do
+		[[ $NGINX_V != *"--without-http_${m}_module"* ]] || continue
+		mkdir -p "$WORK/nginx/$m"
+		temps+="    ${m}_temp_path $WORK/nginx/$m;"$'\n'
+	done
+	# As root, nginx would otherwise switch its workers to nobody, who
+	# cannot read the temporary folder.
+	[ "$(id -u)" != 0 ] || user="user root $(id -gn);"
+	cat >"$WORK/nginx/nginx.conf" <<EOF
+$user
+worker_processes auto;
+daemon off;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx.err warn;
+events {
+    worker_connections 4096;
+}
+http {
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    tcp_nodelay on;
+    keepalive_requests 10000000;
+    keepalive_timeout 120s;
+    server_tokens off;
+    open_file_cache max=1000 inactive=60s;
+    open_file_cache_valid 60s;
+    open_file_cache_errors on;
+    types { }
+    default_type application/octet-stream;
+$temps
+    server {
+        listen 127.0.0.1:$1;
+        root $WORK/www;
+        location ~ "^/cdn/o/[0-9a-f]{64}/(?<fname>[^/]+)\$" {
+            add_header Cache-Control "private, max-age=31536000, immutable";
+            add_header Content-Disposition 'attachment; filename="\$fname"';
+            add_header X-Content-Type-Options nosniff;
+            add_header Content-Security-Policy "default-src 'none'; sandbox";
+        }
+    }
+}
+EOF
+}
+
+mkdir -p "$WORK/nginx"
+NGINX_V=$(nginx -V 2>&1)
+NGINX_URL=
+for attempt in 1 2 3 4 5; do
+	port=$(free_port)
+	nginx_config "$port"
+	nginx -p "$WORK/nginx/" -e "$WORK/nginx.err" -c "$WORK/nginx/nginx.conf" -t >"$WORK/nginx-t.out" 2>&1 ||
+		{ echo "nginx rejects the generated configuration:" >&2; cat "$WORK/nginx-t.out" >&2; exit 1; }
+	nginx -p "$WORK/nginx/" -e "$WORK/nginx.err" -c "$WORK/nginx/nginx.conf" >>"$WORK/nginx.out" 2>&1 &
+	NGINX_PID=$!
+	started "$NGINX_PID"
+	for i in $(seq 100); do
+		if [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port${CDN_PATH[1k]}")" = 200 ]; then
+			NGINX_URL=http://127.0.0.1:$port
+			break 2
+		fi
+		kill -0 "$NGINX_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill "$NGINX_PID" 2>/dev/null || true
+	wait "$NGINX_PID" 2>/dev/null || true
+	grep -q 'Address already in use' "$WORK/nginx.err" || break
+	: >"$WORK/nginx.err"
+done
+[ -n "$NGINX_URL" ] || { echo "nginx did not start; its error log:" >&2; tail -20 "$WORK/nginx.err" >&2; exit 1; }
+
+# The same bytes from both, or the comparison is void.
+for size in "${SIZES[@]}"; do
+	for target in strata nginx; do
+		[ "$target" = strata ] && base=$STRATA_URL || base=$NGINX_URL
+		got=$(curl -sSf "$base${CDN_PATH[$size]}" | sha256sum | cut -d' ' -f1)
+		[ "$got" = "${SHA[$size]}" ] ||
+			{ echo "$target answers other bytes for the $size object (sha256 $got, want ${SHA[$size]})" >&2; exit 1; }
+	done
+done
+
+# hdrsize URL prints the size of the response headers.
+hdrsize() { curl -s -o /dev/null -w '%{size_header}' "$1"; }
+
+echo "== GET /cdn/o/...: strata (--log-level $LOG_LEVEL) vs nginx $(nginx -v 2>&1 | sed 's/.*nginx\///'), same bytes, same paths"
+machine
+echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency, $ROUNDS alternating rounds, loopback"
+echo "response headers: strata $(hdrsize "$STRATA_URL${CDN_PATH[1k]}") bytes, nginx $(hdrsize "$NGINX_URL${CDN_PATH[1k]}") bytes"
+echo
+
+# ms VALUE converts one of wrk's durations (850.00us, 1.20ms, 2.01s, 1.00m) to ms.
+ms() {
+	awk -v v="$1" 'BEGIN {
+		n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
+		f = (u == "us") ? 0.001 : (u == "ms") ? 1 : (u == "s") ? 1000 : (u == "m") ? 60000 : (u == "h") ? 3600000 : -1
+		if (f < 0) { print "nan"; exit }
+		printf "%.3f", n * f
+	}'
+}
+
+# load SIZE NAME URL runs wrk once, prints one result line and records it.
+load() {
+	local out rps tps mibs p50 p99 non2xx sockerr
+	out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$3") ||
+		{ echo "wrk failed against $2: $out" >&2; exit 1; }
+	rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
+	tps=$(awk '/^Transfer\/sec:/ {print $2}' <<<"$out")
+	mibs=$(awk -v v="$tps" 'BEGIN {
+		n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
+		f = (u == "B") ? 1 / 1048576 : (u == "KB") ? 1 / 1024 : (u == "MB") ? 1 : (u == "GB") ? 1024 : (u == "TB") ? 1048576 : -1
+		if (f < 0) print "nan"; else printf "%.1f", n * f
+	}')
+	p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
+	p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
+	non2xx=$(awk '/Non-2xx/ {print $NF}' <<<"$out")
+	sockerr=$(sed -n 's/.*Socket errors: *//p' <<<"$out")
+	[ -n "$rps" ] && [ -n "$p99" ] || { echo "cannot parse wrk's output:" >&2; echo "$out" >&2; exit 1; }
+	printf '%-6s %-7s %10s req/s %9s MiB/s   p50 %8s   p99 %8s%s%s\n' "${LABEL[$1]}" "$2" "$rps" "$mibs" "$p50" "$p99" \
+		"${non2xx:+   NON-2xx: $non2xx}" "${sockerr:+   socket errors: $sockerr}"
+	echo "$1 $2 $rps $mibs $(ms "$p50") $(ms "$p99")" >>"$WORK/results"
+}
+
+# profile_start starts a CPU profile of strata for the rest of this run.
+profile_start() {
+	local pprof seconds
+	pprof=$(sed -n 's/.*pprof on \(http:\/\/[^ ]*\)\/debug.*/\1/p' "$WORK/strata.out")
+	[ -n "$pprof" ] || { echo "strata printed no pprof address" >&2; exit 1; }
+	seconds=$((${DURATION%s} > 2 ? ${DURATION%s} - 1 : 1))
+	curl -sf -o "$PROFILE" "$pprof/debug/pprof/profile?seconds=$seconds" &
+	PROF_PID=$!
+	started "$PROF_PID"
+}
+
+: >"$WORK/results"
+PROF_PID=
+for round in $(seq "$ROUNDS"); do
+	echo "round $round"
+	order=(nginx strata)
+	[ $((round % 2)) = 1 ] || order=(strata nginx)
+	for size in "${SIZES[@]}"; do
+		for target in "${order[@]}"; do
+			if [ "$target" = strata ]; then
+				if [ -n "${PROFILE:-}" ] && [ "$round" = 1 ] && [ "$size" = 1k ]; then
+					profile_start
+				fi
+				load "$size" strata "$STRATA_URL${CDN_PATH[$size]}"
+				if [ -n "$PROF_PID" ]; then
+					wait "$PROF_PID" || echo "profile failed" >&2
+					PROF_PID=
+				fi
+			else
+				load "$size" nginx "$NGINX_URL${CDN_PATH[$size]}"
+			fi
+		done
+	done
+done
+echo
+echo "medians over $ROUNDS rounds"
+awk '
+	function median(key,   n, i, j, t, a) {
+		n = split(vals[key], a, " ")
+		for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j-1] + 0 > a[j] + 0; j--) { t = a[j]; a[j] = a[j-1]; a[j-1] = t }
+		return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+	}
+	{ for (f = 3; f <= 6; f++) vals[$1 " " $2 " " f] = vals[$1 " " $2 " " f] " " $f }
+	END {
+		split("1k 1m", sizes, " "); label["1k"] = "1 KiB"; label["1m"] = "1 MiB"
+		for (s = 1; s <= 2; s++) {
+			z = sizes[s]
+			for (t = 1; t <= 2; t++) {
+				who = t == 1 ? "nginx" : "strata"
+				printf "%-6s %-7s %10.0f req/s %9.1f MiB/s   p50 %7.2fms   p99 %7.2fms\n", label[z], who,
+					median(z " " who " 3"), median(z " " who " 4"), median(z " " who " 5"), median(z " " who " 6")
+			}
+		}
+		r = median("1k strata 3") / median("1k nginx 3")
+		m = median("1m strata 4") / median("1m nginx 4")
+		printf "ratio strata/nginx: 1 KiB req/s %.2f (target >= 0.8: %s), 1 MiB MiB/s %.2f (target >= 0.8: %s)\n",
+			r, (r >= 0.8 ? "met" : "MISSED"), m, (m >= 0.8 ? "met" : "MISSED")
+		printf "p99 strata/nginx:   1 KiB %.2f, 1 MiB %.2f\n",
+			median("1k strata 6") / median("1k nginx 6"), median("1m strata 6") / median("1m nginx 6")
+	}' "$WORK/results"
+echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
