@@ -21,8 +21,8 @@ import (
 	"github.com/stratadev/strata/internal/auth/token"
 	"github.com/stratadev/strata/internal/content"
 	"github.com/stratadev/strata/internal/content/contentsql"
-	"github.com/stratadev/strata/internal/storage/blob"
 	"github.com/stratadev/strata/internal/queue"
+	"github.com/stratadev/strata/internal/storage/blob"
 	"github.com/stratadev/strata/internal/storage/sqldb"
 )
 
