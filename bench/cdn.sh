@@ -25,15 +25,22 @@
 # before anything is measured.
 #
 # Odd rounds run nginx first, even rounds strata first, so a drift of the
-# machine's load does not always land on the same side.
+# machine's load does not always land on the same side. Besides req/s, each
+# run reports the server's CPU time per request (from /proc, nginx's workers
+# included), which a busy machine disturbs less than the rates.
+#
+# BARE=1 adds a third server to every round: bench/bare, a bare net/http
+# server answering the same bytes with w.Write (no routing, no middleware,
+# fewer headers), the ceiling of any net/http handler on this machine.
 #
 # strata runs with --log-level warn (LOG_LEVEL=info measures the access log
 # too).
 #
 # Settings (environment): ROUNDS (2), DURATION (10s), THREADS (2),
-# CONNECTIONS (64), LOG_LEVEL (warn). PROFILE=FILE also saves a CPU profile
-# of strata during its first 1 KiB round (through --debug-addr on loopback);
-# read it with `go tool pprof -top FILE`.
+# CONNECTIONS (64), LOG_LEVEL (warn), BARE (unset). PROFILE=FILE also saves
+# a CPU profile of strata during its first 1 KiB round (PROFILE_SIZE=1m: its
+# first 1 MiB round), through --debug-addr on loopback; read it with
+# `go tool pprof -top FILE`.
 . "$(dirname "$0")/lib.sh"
 
 ROUNDS=${ROUNDS:-2}
@@ -49,6 +56,8 @@ command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install -y wr
 command -v curl >/dev/null || { echo "curl is not installed (apt-get install -y curl)" >&2; exit 1; }
 command -v sha256sum >/dev/null || { echo "sha256sum is not installed (coreutils)" >&2; exit 1; }
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || { echo "ROUNDS must be a positive integer, got $ROUNDS" >&2; exit 1; }
+PROFILE_SIZE=${PROFILE_SIZE:-1k}
+[[ $PROFILE_SIZE == 1k || $PROFILE_SIZE == 1m ]] || { echo "PROFILE_SIZE must be 1k or 1m, got $PROFILE_SIZE" >&2; exit 1; }
 [ -z "${PROFILE:-}" ] || [[ $DURATION =~ ^[0-9]+s$ ]] ||
 	{ echo "PROFILE needs DURATION in seconds (like 10s), got $DURATION" >&2; exit 1; }
 
@@ -220,11 +229,53 @@ for attempt in 1 2 3 4 5; do
 done
 [ -n "$NGINX_URL" ] || { echo "nginx did not start; its error log:" >&2; tail -20 "$WORK/nginx.err" >&2; exit 1; }
 
-# The same bytes from both, or the comparison is void.
+TARGETS=(nginx strata)
+declare -A BARE_URL BARE_PID
+if [ -n "${BARE:-}" ]; then
+	TARGETS+=(bare)
+	(cd "$ROOT" && go build -o "$WORK/bare" ./bench/bare)
+	for size in "${SIZES[@]}"; do
+		"$WORK/bare" -body "$WORK/files/$size.bin" >"$WORK/bare-$size.out" 2>&1 &
+		BARE_PID[$size]=$!
+		started "${BARE_PID[$size]}"
+		BARE_URL[$size]=$(wait_listening "$WORK/bare-$size.out" "${BARE_PID[$size]}")
+	done
+fi
+
+# url TARGET SIZE prints the URL wrk loads: the same path and query for all.
+url() {
+	case $1 in
+	strata) echo "$STRATA_URL${CDN_PATH[$2]}" ;;
+	nginx) echo "$NGINX_URL${CDN_PATH[$2]}" ;;
+	bare) echo "${BARE_URL[$2]}${CDN_PATH[$2]}" ;;
+	esac
+}
+
+# pids TARGET SIZE prints the processes of a server (nginx's workers too).
+pids() {
+	case $1 in
+	strata) echo "$STRATA_PID" ;;
+	nginx) echo "$NGINX_PID" $(pgrep -P "$NGINX_PID" || true) ;;
+	bare) echo "${BARE_PID[$2]}" ;;
+	esac
+}
+
+# cpu_ticks PID... prints the CPU time (user + system) the processes used so
+# far, in clock ticks.
+cpu_ticks() {
+	local pid sum=0 t
+	for pid in "$@"; do
+		t=$(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null) || t=0
+		sum=$((sum + t))
+	done
+	echo "$sum"
+}
+TICK=$(getconf CLK_TCK)
+
+# The same bytes from all, or the comparison is void.
 for size in "${SIZES[@]}"; do
-	for target in strata nginx; do
-		[ "$target" = strata ] && base=$STRATA_URL || base=$NGINX_URL
-		got=$(curl -sSf "$base${CDN_PATH[$size]}" | sha256sum | cut -d' ' -f1)
+	for target in "${TARGETS[@]}"; do
+		got=$(curl -sSf "$(url "$target" "$size")" | sha256sum | cut -d' ' -f1)
 		[ "$got" = "${SHA[$size]}" ] ||
 			{ echo "$target answers other bytes for the $size object (sha256 $got, want ${SHA[$size]})" >&2; exit 1; }
 	done
@@ -236,7 +287,11 @@ hdrsize() { curl -s -o /dev/null -w '%{size_header}' "$1"; }
 echo "== GET /cdn/o/...: strata (--log-level $LOG_LEVEL) vs nginx $(nginx -v 2>&1 | sed 's/.*nginx\///'), same bytes, same paths"
 machine
 echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency, $ROUNDS alternating rounds, loopback"
-echo "response headers: strata $(hdrsize "$STRATA_URL${CDN_PATH[1k]}") bytes, nginx $(hdrsize "$NGINX_URL${CDN_PATH[1k]}") bytes"
+hdrs=
+for target in "${TARGETS[@]}"; do
+	hdrs+="${hdrs:+, }$target $(hdrsize "$(url "$target" 1k)") bytes"
+done
+echo "response headers: $hdrs"
 echo
 
 # ms VALUE converts one of wrk's durations (850.00us, 1.20ms, 2.01s, 1.00m) to ms.
@@ -249,11 +304,18 @@ ms() {
 	}'
 }
 
-# load SIZE NAME URL runs wrk once, prints one result line and records it.
+# load SIZE TARGET runs wrk once, prints one result line and records it.
 load() {
-	local out rps tps mibs p50 p99 non2xx sockerr
-	out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$3") ||
+	local out rps tps mibs p50 p99 non2xx sockerr procs t0 t1 n cpu
+	procs=$(pids "$2" "$1")
+	# shellcheck disable=SC2086 # a list of PIDs
+	t0=$(cpu_ticks $procs)
+	out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$(url "$2" "$1")") ||
 		{ echo "wrk failed against $2: $out" >&2; exit 1; }
+	# shellcheck disable=SC2086
+	t1=$(cpu_ticks $procs)
+	n=$(awk '/ requests in / {print $1}' <<<"$out")
+	cpu=$(awk -v d=$((t1 - t0)) -v n="$n" -v hz="$TICK" 'BEGIN { if (n > 0) printf "%.1f", d / hz * 1e6 / n; else print "nan" }')
 	rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
 	tps=$(awk '/^Transfer\/sec:/ {print $2}' <<<"$out")
 	mibs=$(awk -v v="$tps" 'BEGIN {
@@ -266,9 +328,9 @@ load() {
 	non2xx=$(awk '/Non-2xx/ {print $NF}' <<<"$out")
 	sockerr=$(sed -n 's/.*Socket errors: *//p' <<<"$out")
 	[ -n "$rps" ] && [ -n "$p99" ] || { echo "cannot parse wrk's output:" >&2; echo "$out" >&2; exit 1; }
-	printf '%-6s %-7s %10s req/s %9s MiB/s   p50 %8s   p99 %8s%s%s\n' "${LABEL[$1]}" "$2" "$rps" "$mibs" "$p50" "$p99" \
-		"${non2xx:+   NON-2xx: $non2xx}" "${sockerr:+   socket errors: $sockerr}"
-	echo "$1 $2 $rps $mibs $(ms "$p50") $(ms "$p99")" >>"$WORK/results"
+	printf '%-6s %-7s %10s req/s %9s MiB/s   p50 %8s   p99 %8s   cpu %7s us/req%s%s\n' "${LABEL[$1]}" "$2" "$rps" "$mibs" \
+		"$p50" "$p99" "$cpu" "${non2xx:+   NON-2xx: $non2xx}" "${sockerr:+   socket errors: $sockerr}"
+	echo "$1 $2 $rps $mibs $(ms "$p50") $(ms "$p99") $cpu" >>"$WORK/results"
 }
 
 # profile_start starts a CPU profile of strata for the rest of this run.
@@ -286,42 +348,40 @@ profile_start() {
 PROF_PID=
 for round in $(seq "$ROUNDS"); do
 	echo "round $round"
-	order=(nginx strata)
-	[ $((round % 2)) = 1 ] || order=(strata nginx)
+	order=("${TARGETS[@]}")
+	[ $((round % 2)) = 1 ] || order=($(printf '%s\n' "${TARGETS[@]}" | tac))
 	for size in "${SIZES[@]}"; do
 		for target in "${order[@]}"; do
-			if [ "$target" = strata ]; then
-				if [ -n "${PROFILE:-}" ] && [ "$round" = 1 ] && [ "$size" = 1k ]; then
-					profile_start
-				fi
-				load "$size" strata "$STRATA_URL${CDN_PATH[$size]}"
-				if [ -n "$PROF_PID" ]; then
-					wait "$PROF_PID" || echo "profile failed" >&2
-					PROF_PID=
-				fi
-			else
-				load "$size" nginx "$NGINX_URL${CDN_PATH[$size]}"
+			if [ "$target" = strata ] && [ -n "${PROFILE:-}" ] && [ "$round" = 1 ] && [ "$size" = "$PROFILE_SIZE" ]; then
+				profile_start
+			fi
+			load "$size" "$target"
+			if [ -n "$PROF_PID" ]; then
+				wait "$PROF_PID" || echo "profile failed" >&2
+				PROF_PID=
 			fi
 		done
 	done
 done
 echo
 echo "medians over $ROUNDS rounds"
-awk '
+awk -v targets="${TARGETS[*]}" '
 	function median(key,   n, i, j, t, a) {
 		n = split(vals[key], a, " ")
 		for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j-1] + 0 > a[j] + 0; j--) { t = a[j]; a[j] = a[j-1]; a[j-1] = t }
 		return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
 	}
-	{ for (f = 3; f <= 6; f++) vals[$1 " " $2 " " f] = vals[$1 " " $2 " " f] " " $f }
+	{ for (f = 3; f <= 7; f++) vals[$1 " " $2 " " f] = vals[$1 " " $2 " " f] " " $f }
 	END {
 		split("1k 1m", sizes, " "); label["1k"] = "1 KiB"; label["1m"] = "1 MiB"
+		nt = split(targets, tl, " ")
 		for (s = 1; s <= 2; s++) {
 			z = sizes[s]
-			for (t = 1; t <= 2; t++) {
-				who = t == 1 ? "nginx" : "strata"
-				printf "%-6s %-7s %10.0f req/s %9.1f MiB/s   p50 %7.2fms   p99 %7.2fms\n", label[z], who,
-					median(z " " who " 3"), median(z " " who " 4"), median(z " " who " 5"), median(z " " who " 6")
+			for (t = 1; t <= nt; t++) {
+				who = tl[t]
+				printf "%-6s %-7s %10.0f req/s %9.1f MiB/s   p50 %7.2fms   p99 %7.2fms   cpu %7.1f us/req\n", label[z], who,
+					median(z " " who " 3"), median(z " " who " 4"), median(z " " who " 5"), median(z " " who " 6"),
+					median(z " " who " 7")
 			}
 		}
 		r = median("1k strata 3") / median("1k nginx 3")
@@ -330,5 +390,13 @@ awk '
 			r, (r >= 0.8 ? "met" : "MISSED"), m, (m >= 0.8 ? "met" : "MISSED")
 		printf "p99 strata/nginx:   1 KiB %.2f, 1 MiB %.2f\n",
 			median("1k strata 6") / median("1k nginx 6"), median("1m strata 6") / median("1m nginx 6")
+		printf "cpu/req strata/nginx: 1 KiB %.2f, 1 MiB %.2f\n",
+			median("1k strata 7") / median("1k nginx 7"), median("1m strata 7") / median("1m nginx 7")
+		if (nt == 3) {
+			printf "bare/nginx:  1 KiB req/s %.2f, 1 MiB MiB/s %.2f (the ceiling of a net/http server here)\n",
+				median("1k bare 3") / median("1k nginx 3"), median("1m bare 4") / median("1m nginx 4")
+			printf "strata/bare: 1 KiB req/s %.2f, 1 MiB MiB/s %.2f\n",
+				median("1k strata 3") / median("1k bare 3"), median("1m strata 4") / median("1m bare 4")
+		}
 	}' "$WORK/results"
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"

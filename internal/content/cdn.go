@@ -54,7 +54,11 @@ func newCDNCache(maxBytes, objectMax int64) *cdnCache {
 	if maxBytes <= 0 {
 		return &cdnCache{}
 	}
-	return &cdnCache{objectMax: min(objectMax, maxBytes), c: otter.Must(&otter.Options[string, *cdnObject]{
+	// No single object may take more than an eighth of the cache, so that
+	// concurrent first loads of distinct objects stay near the bound and
+	// a weight always fits the weigher's uint32.
+	objectMax = min(objectMax, maxBytes/8, 1<<30)
+	return &cdnCache{objectMax: objectMax, c: otter.Must(&otter.Options[string, *cdnObject]{
 		MaximumWeight: uint64(maxBytes),
 		Weigher: func(_ string, o *cdnObject) uint32 {
 			return uint32(len(o.data) + entryOverhead)
@@ -62,32 +66,111 @@ func newCDNCache(maxBytes, objectMax int64) *cdnCache {
 	})}
 }
 
-// errTooBig tells the loader's caller that an object streams.
-var errTooBig = errors.New("object too large for the cache")
-
-// object returns the cached entry of (ns, sha) or loads it: small objects
-// are read whole (one load per key however many requests wait for it),
-// large ones are described only. A nil cache describes nothing; callers
-// then open the object themselves.
-func (c *cdnCache) object(ctx context.Context, store Blobs, ns, sha string) (*cdnObject, error) {
-	if c.c == nil {
-		return nil, errTooBig
+// forget drops the entry of (ns, sha).
+func (c *cdnCache) forget(ns, sha string) {
+	if c.c != nil {
+		c.c.Invalidate(ns + sha)
 	}
-	return c.c.Get(ctx, ns+sha, otter.LoaderFunc[string, *cdnObject](func(ctx context.Context, _ string) (*cdnObject, error) {
-		rc, attrs, err := store.Open(ctx, sha)
+}
+
+// loadTimeout bounds one cache fill, which outlives the request that
+// started it (others may be waiting for it).
+const loadTimeout = 30 * time.Second
+
+// object returns the cached entry of (ns, sha) or loads it: the object is
+// described (a stat, no read), then read whole when small enough — one
+// load per key however many requests wait for it. Large objects are
+// cached as attributes only. Without a cache it only describes.
+func (c *cdnCache) object(ctx context.Context, store Blobs, ns, sha string) (*cdnObject, error) {
+	load := func(ctx context.Context) (*cdnObject, error) {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), loadTimeout)
+		defer cancel()
+		o, err := store.Stat(ctx, sha)
+		if err != nil {
+			return nil, err
+		}
+		attrs := blob.Attributes{SHA256: sha, Size: o.Size, ContentType: o.ContentType, ModTime: o.ModTime}
+		if c.c == nil || attrs.Size > c.objectMax {
+			return &cdnObject{attrs: attrs}, nil
+		}
+		rc, _, err := store.Open(ctx, sha)
 		if err != nil {
 			return nil, err
 		}
 		defer rc.Close()
-		if attrs.Size > c.objectMax {
-			return &cdnObject{attrs: attrs}, nil
-		}
 		data := make([]byte, attrs.Size)
 		if _, err := io.ReadFull(rc, data); err != nil {
 			return nil, &strata.Error{Code: strata.CodeUnavailable, Reason: "blob_unavailable", Message: "storage is unavailable", Err: err}
 		}
 		return &cdnObject{attrs: attrs, data: data}, nil
+	}
+	if c.c == nil {
+		return load(ctx)
+	}
+	return c.c.Get(ctx, ns+sha, otter.LoaderFunc[string, *cdnObject](func(ctx context.Context, _ string) (*cdnObject, error) {
+		return load(ctx)
 	}))
+}
+
+// rangeReader reads an object lazily from storage: a Read opens the object
+// from the current offset, a Seek elsewhere closes it, so
+// net/http.ServeContent's seeks cost nothing and HEAD or 304 answers open
+// nothing at all.
+type rangeReader struct {
+	ctx       context.Context
+	store     Blobs
+	sha       string
+	size, off int64
+	rc        io.ReadCloser
+	// gone is called when the object turns out to be missing, so that its
+	// cached description goes too.
+	gone func()
+}
+
+func (r *rangeReader) Read(p []byte) (int, error) {
+	if r.off >= r.size {
+		return 0, io.EOF
+	}
+	if r.rc == nil {
+		rc, _, err := r.store.OpenRange(r.ctx, r.sha, r.off, -1)
+		if err != nil {
+			if strata.ErrorCode(err) == strata.CodeNotFound && r.gone != nil {
+				r.gone()
+			}
+			return 0, err
+		}
+		r.rc = rc
+	}
+	n, err := r.rc.Read(p)
+	r.off += int64(n)
+	return n, err
+}
+
+func (r *rangeReader) Seek(offset int64, whence int) (int64, error) {
+	abs := offset
+	switch whence {
+	case io.SeekCurrent:
+		abs += r.off
+	case io.SeekEnd:
+		abs += r.size
+	}
+	if abs < 0 {
+		return 0, errors.New("seek before the start")
+	}
+	if abs != r.off {
+		r.Close()
+	}
+	r.off = abs
+	return abs, nil
+}
+
+func (r *rangeReader) Close() error {
+	if r.rc == nil {
+		return nil
+	}
+	err := r.rc.Close()
+	r.rc = nil
+	return err
 }
 
 // cdnRequest is what a /cdn/ route resolved: the store and digest to serve,
@@ -117,23 +200,25 @@ func handleCDN(s *Service, resolve func(*http.Request) (cdnRequest, error)) http
 			r.Header.Del("Range")
 		}
 		obj, err := s.cdnCache.object(r.Context(), cr.store, cr.ns, cr.sha)
-		var rs io.ReadSeeker
-		switch {
-		case err == nil && obj.data != nil:
-			rs = bytes.NewReader(obj.data)
-		case err == nil || errors.Is(err, errTooBig):
-			// Large objects stream from storage; the reader opens ranges
-			// lazily as ServeContent seeks.
-			rc, attrs, err := cr.store.Open(r.Context(), cr.sha)
-			if err != nil {
-				cdnError(w, r, err)
-				return
+		if err != nil {
+			if r.Context().Err() != nil {
+				return // the client left; nothing to answer or log
 			}
-			defer rc.Close()
-			obj, rs = &cdnObject{attrs: attrs}, rc
-		default:
 			cdnError(w, r, err)
 			return
+		}
+		var rs io.ReadSeeker
+		if obj.data != nil {
+			rs = bytes.NewReader(obj.data)
+		} else {
+			// Large objects stream from storage, never whole in memory.
+			// Should the object have vanished since it was described, the
+			// answer is cut short and the description dropped, so the next
+			// request is a 404.
+			rr := &rangeReader{ctx: r.Context(), store: cr.store, sha: cr.sha, size: obj.attrs.Size,
+				gone: func() { s.cdnCache.forget(cr.ns, cr.sha) }}
+			defer rr.Close()
+			rs = rr
 		}
 		h := w.Header()
 		h.Set("ETag", obj.attrs.ETag())
@@ -151,8 +236,8 @@ func handleCDN(s *Service, resolve func(*http.Request) (cdnRequest, error)) http
 // cdnError answers a problem that no cache may keep.
 func cdnError(w http.ResponseWriter, r *http.Request, err error) {
 	w.Header().Set("Cache-Control", "no-store")
-	if strata.ErrorCode(err) == strata.CodeInvalid {
-		err = errCDNNotFound // a malformed digest names nothing
+	if c := strata.ErrorCode(err); c == strata.CodeInvalid || c == strata.CodeNotFound {
+		err = errCDNNotFound // one answer for whatever names nothing
 	}
 	httpx.WriteError(w, r, err)
 }
@@ -226,7 +311,7 @@ func contentDisposition(name string) string {
 	var ascii strings.Builder
 	plain := true
 	for _, r := range name {
-		if r < 0x20 || r >= 0x7f || r == '"' || r == '\\' {
+		if r < 0x20 || r >= 0x7f || r == '"' || r == '\\' || r == '%' {
 			ascii.WriteByte('_')
 			plain = false
 			continue

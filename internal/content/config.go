@@ -101,6 +101,15 @@ type Blobs interface {
 	// Open opens the object with digest sha. Errors: invalid, not_found,
 	// unavailable.
 	Open(ctx context.Context, sha string) (*blob.Reader, blob.Attributes, error)
+	// OpenRange opens length bytes (-1: to the end) of the object from
+	// offset. Errors: invalid, not_found, unavailable.
+	OpenRange(ctx context.Context, sha string, offset, length int64) (*blob.Reader, blob.Attributes, error)
+	// Stat describes the object. Errors: invalid, not_found, unavailable.
+	Stat(ctx context.Context, sha string) (blob.Object, error)
+	// EnsurePresent restores the object if a concurrent sweep has just
+	// removed it, and reports whether it is present; called after
+	// committing a reference to an object this caller did not write.
+	EnsurePresent(ctx context.Context, sha string) (bool, error)
 
 	// PutPart stores r as the part object uploads/<key> of a resumable
 	// upload and returns its size; when r fails nothing is stored. Errors:

@@ -16,6 +16,8 @@ type Sweeper interface {
 	Sweep(ctx context.Context, cutoff time.Time, referenced func(ctx context.Context, sha string) (bool, error)) (int, error)
 	// SweepTemp deletes temporary objects modified before cutoff.
 	SweepTemp(ctx context.Context, cutoff time.Time) (int, error)
+	// PurgeTrash deletes swept objects trashed before cutoff.
+	PurgeTrash(ctx context.Context, cutoff time.Time) (int, error)
 }
 
 var _ Sweeper = (*blob.Store)(nil)
@@ -55,8 +57,11 @@ func (s *Service) Cleanup(ctx context.Context) (CleanupStats, error) {
 		n       *int
 	}{{s.blobs, false, &st.Files}, {s.previews, true, &st.Previews}} {
 		sw, ok := b.store.(Sweeper)
-		if !ok || b.store == nil {
+		if !ok {
 			continue
+		}
+		if _, err := sw.PurgeTrash(ctx, now.Add(-BlobGrace)); err != nil {
+			return st, fmt.Errorf("purge swept blobs: %w", err)
 		}
 		if _, err := sw.SweepTemp(ctx, now.Add(-blob.MinSweepAge)); err != nil {
 			return st, fmt.Errorf("sweep temporary blobs: %w", err)

@@ -84,6 +84,10 @@ func (p AssetProcessor) Handle(ctx context.Context, m queue.Message) error {
 		return nil
 	}
 	a := *it.Asset
+	// A sweep may have raced the upload's reference (see blob.Store.Sweep).
+	if _, err := p.Blobs.EnsurePresent(ctx, ev.SHA256); err != nil {
+		return err
+	}
 	reason, w, h, err := p.inspect(ctx, ev.SHA256, a.MediaType)
 	var thumb, preview string
 	if err == nil && reason == "" && p.Previews != nil && previewable(a.MediaType) {
@@ -126,6 +130,16 @@ func (p AssetProcessor) Handle(ctx context.Context, m queue.Message) error {
 	})
 	if err != nil {
 		return err
+	}
+	// The previews may have been stored before, unreferenced until this
+	// commit: undo a concurrent sweep.
+	for _, sha := range []string{thumb, preview} {
+		if sha == "" {
+			continue
+		}
+		if _, err := p.Previews.EnsurePresent(ctx, sha); err != nil {
+			return err
+		}
 	}
 	if gaveUp != nil {
 		return queue.Permanent(fmt.Errorf("process %s after %d deliveries: %w", ev.ItemID, m.NumDelivered, gaveUp))

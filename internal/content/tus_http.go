@@ -146,6 +146,7 @@ func handleUploadCreate(s *Service) http.Handler {
 			// Created whatever becomes of the body: the answer keeps
 			// Location, so the client may resume from HEAD.
 			if u, err = s.WriteUpload(r.Context(), u.ID, 0, sum, r.Body); err != nil {
+				h.Del("Upload-Offset") // HEAD tells
 				writeTusError(w, r, err)
 				return
 			}

@@ -276,7 +276,10 @@ func (s *Service) writePart(l *lease, u *Upload, sum *UploadChecksum, body io.Re
 		}
 	}
 	if k == 0 {
-		return nil // an empty body (an empty chunk reader has checked its checksum)
+		// An empty body, or no byte allowed: one read tells that nothing
+		// more comes, and checks the checksum of nothing.
+		_, _ = cr.Read(make([]byte, 1)) // a failure is in cr
+		return cr.err
 	}
 	key := partKey(u.ID, u.NextPart)
 	n, err := s.blobs.PutPart(l.ctx, key, io.MultiReader(bytes.NewReader(head), cr))

@@ -101,9 +101,21 @@ func (s *Service) AttachFile(ctx context.Context, id strata.ID, obj blob.Object,
 		// item's file, so it is not deleted here).
 		return nil, err
 	}
-	return s.queueAsset(ctx, id, func(*Asset) (Asset, error) {
+	it, err := s.queueAsset(ctx, id, func(*Asset) (Asset, error) {
 		return Asset{Status: AssetProcessing, SHA256: obj.SHA256, Size: obj.Size, MediaType: mediaType, Filename: filename}, nil
 	})
+	if err != nil {
+		return nil, err
+	}
+	// The bytes may have been stored before and be unreferenced until the
+	// commit above: undo a concurrent sweep (see blob.Store.Sweep).
+	if ok, err := s.blobs.EnsurePresent(ctx, obj.SHA256); err != nil || !ok {
+		if err == nil {
+			err = &strata.Error{Code: strata.CodeUnavailable, Reason: "blob_missing", Message: "the stored file vanished; upload it again"}
+		}
+		return nil, err
+	}
+	return it, nil
 }
 
 // Reprocess runs the processing of an item's file again (owner or admin):

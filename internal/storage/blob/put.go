@@ -125,31 +125,23 @@ func (s *Store) Put(ctx context.Context, r io.Reader, opts PutOptions) (Object, 
 	return o, nil
 }
 
-// RefreshAfter is the age past which putting bytes already stored writes
-// them again, so that the object's modification time is recent: Sweep
-// never deletes an object younger than MinSweepAge (> RefreshAfter), so a
-// Put that found an old, unreferenced object is safe from a concurrent
-// sweep while its caller records the reference.
-const RefreshAfter = 10 * time.Minute
-
 // publish makes the upload at tmp, size bytes long, available at key,
-// unless an object of that size stored less than RefreshAfter ago is there
-// already, and describes the object at key.
+// unless an object of that size is there already, and describes the object
+// at key.
 func (s *Store) publish(ctx context.Context, tmp, sha, key string, size int64) (Object, error) {
 	b, _ := hex.DecodeString(sha[:2])
 	mu := &s.publishMu[int(b[0])%len(s.publishMu)]
 	mu.Lock()
 	defer mu.Unlock()
 	a, err := s.bucket.Attributes(ctx, key)
-	if err == nil && a.Size == size && time.Since(a.ModTime) < RefreshAfter {
+	if err == nil && a.Size == size {
 		return Object{Size: a.Size, ContentType: a.ContentType, ModTime: a.ModTime}, nil
 	}
 	if err != nil && gcerrors.Code(err) != gcerrors.NotFound {
 		return Object{}, translate("stat", key, err)
 	}
-	// Missing, old (rewritten to refresh its time), or (only after outside
-	// damage) of the wrong size: the digest matches our bytes, so replacing
-	// it is always right.
+	// Missing, or (only after outside damage) of the wrong size: the
+	// digest matches our bytes, so replacing it is always right.
 	if err := s.bucket.Copy(ctx, key, tmp, nil); err != nil {
 		return Object{}, translate("copy", key, err)
 	}

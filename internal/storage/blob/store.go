@@ -117,7 +117,7 @@ func (s *Store) Namespace(name string) *Store {
 			panic(fmt.Sprintf("blob: bad namespace name %q", name))
 		}
 	}
-	if name == "" || name == "tmp" || name == "sha256" {
+	if name == "" || name+"/" == tempPrefix || name+"/" == objectPrefix || name+"/" == trashPrefix || name+"/" == partsPrefix {
 		panic(fmt.Sprintf("blob: bad namespace name %q", name))
 	}
 	root := s
@@ -269,7 +269,12 @@ func (s *Store) Delete(ctx context.Context, sha string) error {
 // which crashed Puts left behind, and returns how many it deleted. A cutoff
 // an hour or more in the past never touches a Put in progress.
 func (s *Store) SweepTemp(ctx context.Context, cutoff time.Time) (int, error) {
-	it := s.bucket.List(&gcblob.ListOptions{Prefix: s.prefix + tempPrefix})
+	return s.deleteOlder(ctx, s.prefix+tempPrefix, cutoff)
+}
+
+// deleteOlder deletes the objects under prefix modified before cutoff.
+func (s *Store) deleteOlder(ctx context.Context, prefix string, cutoff time.Time) (int, error) {
+	it := s.bucket.List(&gcblob.ListOptions{Prefix: prefix})
 	n := 0
 	for {
 		o, err := it.Next(ctx)
@@ -277,7 +282,7 @@ func (s *Store) SweepTemp(ctx context.Context, cutoff time.Time) (int, error) {
 			return n, nil
 		}
 		if err != nil {
-			return n, translate("list", tempPrefix, err)
+			return n, translate("list", prefix, err)
 		}
 		if o.IsDir || !o.ModTime.Before(cutoff) {
 			continue
@@ -292,13 +297,23 @@ func (s *Store) SweepTemp(ctx context.Context, cutoff time.Time) (int, error) {
 // MinSweepAge is the youngest an object may be for Sweep to delete it.
 const MinSweepAge = time.Hour
 
-// Sweep deletes the objects of this store (its namespace only, temporary
-// objects aside) last modified before cutoff that referenced reports
-// unreferenced, and returns how many it deleted. cutoff must be at least
-// MinSweepAge in the past: together with RefreshAfter this keeps an object
-// that a Put has just handed out (found already stored) from being swept
-// before its reference is recorded. Each object is described again just
-// before it is deleted, and kept when it changed meanwhile.
+// trashPrefix holds swept objects for a while, so that one referenced
+// again during its sweep can be restored (see Sweep).
+const trashPrefix = "trash/"
+
+// Sweep deletes the objects of this store (its namespace only) last
+// modified before cutoff that referenced reports unreferenced, and returns
+// how many it deleted. cutoff must be at least MinSweepAge in the past.
+//
+// A sweep cannot lose an object that a caller is starting to reference
+// again (a Put of the same bytes finds it stored, then the caller commits
+// a reference): each object is first copied to the trash, then deleted,
+// and only then is referenced asked again; if it is referenced now, the
+// object is restored. A caller that records a reference to an object it
+// did not write itself calls EnsurePresent after the reference is
+// committed. Both sides write before they read, so whatever the
+// interleaving one of them sees the other and restores the object from the
+// trash. PurgeTrash empties the trash of objects older than a cutoff.
 func (s *Store) Sweep(ctx context.Context, cutoff time.Time, referenced func(ctx context.Context, sha string) (bool, error)) (int, error) {
 	if time.Since(cutoff) < MinSweepAge {
 		return 0, fmt.Errorf("blob sweep: the cutoff %s is less than %s ago", cutoff.Format(time.RFC3339), MinSweepAge)
@@ -329,21 +344,75 @@ func (s *Store) sweep(ctx context.Context, cutoff time.Time, referenced func(ctx
 		if ref {
 			continue
 		}
-		a, err := s.bucket.Attributes(ctx, o.Key)
-		if gcerrors.Code(err) == gcerrors.NotFound {
-			continue
-		}
-		if err != nil {
-			return n, translate("stat", o.Key, err)
-		}
-		if !a.ModTime.Before(cutoff) {
-			continue // put again meanwhile
+		trash := s.prefix + trashPrefix + sha
+		if err := s.bucket.Copy(ctx, trash, o.Key, nil); err != nil {
+			if gcerrors.Code(err) == gcerrors.NotFound {
+				continue // swept by someone else meanwhile
+			}
+			return n, translate("copy", trash, err)
 		}
 		if err := s.bucket.Delete(ctx, o.Key); err != nil && gcerrors.Code(err) != gcerrors.NotFound {
 			return n, translate("delete", o.Key, err)
 		}
+		// Ask again now that it is gone: a reference committed since the
+		// first question brings the object back.
+		if ref, err = referenced(ctx, sha); err != nil || ref {
+			if _, rerr := s.restore(ctx, sha); rerr != nil {
+				return n, rerr
+			}
+			if err != nil {
+				return n, err
+			}
+			continue
+		}
 		n++
 	}
+}
+
+// EnsurePresent makes sure the object with digest sha exists, restoring
+// it from the trash when a concurrent Sweep has just removed it; see
+// Sweep. It reports whether the object is present. Errors: invalid,
+// unavailable.
+func (s *Store) EnsurePresent(ctx context.Context, sha string) (bool, error) {
+	key, err := s.key(sha)
+	if err != nil {
+		return false, err
+	}
+	_, err = s.bucket.Attributes(ctx, key)
+	switch {
+	case err == nil:
+		return true, nil
+	case gcerrors.Code(err) != gcerrors.NotFound:
+		return false, translate("stat", key, err)
+	}
+	return s.restore(ctx, sha)
+}
+
+// restore copies the trashed object sha back, unless it is present; it
+// reports whether the object is present afterwards.
+func (s *Store) restore(ctx context.Context, sha string) (bool, error) {
+	key, _ := s.key(sha)
+	trash := s.prefix + trashPrefix + sha
+	if err := s.bucket.Copy(ctx, key, trash, nil); err != nil {
+		if gcerrors.Code(err) == gcerrors.NotFound {
+			_, err := s.bucket.Attributes(ctx, key)
+			if err == nil {
+				return true, nil
+			}
+			if gcerrors.Code(err) == gcerrors.NotFound {
+				return false, nil
+			}
+			return false, translate("stat", key, err)
+		}
+		return false, translate("copy", key, err)
+	}
+	return true, nil
+}
+
+// PurgeTrash deletes swept objects trashed before cutoff and returns how
+// many. Keep the cutoff well past the longest sweep (a day is plenty).
+func (s *Store) PurgeTrash(ctx context.Context, cutoff time.Time) (int, error) {
+	return s.deleteOlder(ctx, s.prefix+trashPrefix, cutoff)
 }
 
 func mustKey(sha string) string {

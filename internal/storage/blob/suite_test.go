@@ -391,7 +391,8 @@ func testSweepsUnreferenced(t *testing.T, s *blob.Store) {
 	})
 	require.NoError(t, err)
 	require.Equal(t, 2, n)
-	require.ElementsMatch(t, []string{keep.SHA256, drop1.SHA256, drop2.SHA256}, asked, "only this namespace's objects")
+	// Asked once about the kept object; about a swept one again after it is gone.
+	require.ElementsMatch(t, []string{keep.SHA256, drop1.SHA256, drop1.SHA256, drop2.SHA256, drop2.SHA256}, asked, "only this namespace's objects")
 	_, err = s.Stat(ctx, keep.SHA256)
 	require.NoError(t, err)
 	for _, sha := range []string{drop1.SHA256, drop2.SHA256} {
@@ -415,4 +416,51 @@ func testSweepsUnreferenced(t *testing.T, s *blob.Store) {
 	require.ErrorIs(t, err, boom)
 	_, err = s.Stat(ctx, keep.SHA256)
 	require.NoError(t, err)
+
+	// A reference committed while the object is being swept (the second
+	// question says yes) brings it back.
+	n, err = blob.SweepAt(ctx, s, time.Now().Add(time.Minute), func(context.Context, string) (bool, error) {
+		return false, nil
+	})
+	require.NoError(t, err)
+	require.Equal(t, 1, n, "keep is swept once unreferenced")
+	revived := put(t, s, randomBytes(500, 5), blob.PutOptions{})
+	calls := 0
+	n, err = blob.SweepAt(ctx, s, time.Now().Add(time.Minute), func(context.Context, string) (bool, error) {
+		calls++
+		return calls > 1, nil
+	})
+	require.NoError(t, err)
+	require.Zero(t, n)
+	require.Equal(t, 2, calls)
+	got, _ := readAll(t, s, revived.SHA256)
+	require.Equal(t, randomBytes(500, 5), got)
+
+	// The other side: the sweep finished first; the caller that has just
+	// committed its reference restores the object from the trash.
+	n, err = blob.SweepAt(ctx, s, time.Now().Add(time.Minute), func(context.Context, string) (bool, error) { return false, nil })
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	_, err = s.Stat(ctx, revived.SHA256)
+	require.Equal(t, strata.CodeNotFound, strata.ErrorCode(err))
+	ok, err := s.EnsurePresent(ctx, revived.SHA256)
+	require.NoError(t, err)
+	require.True(t, ok)
+	got, _ = readAll(t, s, revived.SHA256)
+	require.Equal(t, randomBytes(500, 5), got)
+	ok, err = s.EnsurePresent(ctx, revived.SHA256)
+	require.NoError(t, err)
+	require.True(t, ok, "present stays present")
+
+	// Once the trash is purged, nothing comes back.
+	_, err = blob.SweepAt(ctx, s, time.Now().Add(time.Minute), func(context.Context, string) (bool, error) { return false, nil })
+	require.NoError(t, err)
+	purged, err := s.PurgeTrash(ctx, time.Now().Add(time.Minute))
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, purged, 1)
+	ok, err = s.EnsurePresent(ctx, revived.SHA256)
+	require.NoError(t, err)
+	require.False(t, ok)
+	_, err = s.EnsurePresent(ctx, "nope")
+	require.Equal(t, strata.CodeInvalid, strata.ErrorCode(err))
 }
