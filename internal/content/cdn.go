@@ -342,6 +342,25 @@ func encodeRFC8187(s string) string {
 	return b.String()
 }
 
+// softAuthenticate is httpx.Authenticate for /cdn/, where the signed URL
+// is the credential: a bearer token that verifies makes the request the
+// user's (so a URL issued to someone else is refused), and a missing,
+// stale or malformed one leaves it anonymous rather than refused, so a
+// valid URL is never turned away because of an expired access token.
+func softAuthenticate(v httpx.TokenVerifier) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			scheme, raw, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+			if ok && strings.EqualFold(scheme, "Bearer") {
+				if p, err := v.Verify(r.Context(), strings.TrimSpace(raw)); err == nil {
+					r = r.WithContext(strata.NewContext(r.Context(), p))
+				}
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
 // handleDownload serves GET /v1/items/{id}/download: 302 to a signed URL,
 // with the URL and its expiry also in a JSON body for clients that do not
 // follow redirects. The answer itself is never cached.

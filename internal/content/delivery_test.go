@@ -182,6 +182,7 @@ func TestCDNHeaders(t *testing.T) {
 			require.Equal(t, "3000", hd.Get("Content-Length"))
 			require.Equal(t, "bytes", hd.Get("Accept-Ranges"))
 			require.Equal(t, "nosniff", hd.Get("X-Content-Type-Options"))
+			require.Equal(t, "default-src 'none'; sandbox", hd.Get("Content-Security-Policy"))
 			require.Equal(t, "private, max-age=31536000, immutable", hd.Get("Cache-Control"))
 			require.NotEmpty(t, hd.Get("Last-Modified"))
 			_, err := http.ParseTime(hd.Get("Last-Modified"))
@@ -343,6 +344,7 @@ func TestCDNSignatures(t *testing.T) {
 		{"as issued", user{}, loc, 200, ""},
 		{"as issued, with the user's token", buyer, loc, 200, ""},
 		{"with another user's token", other, loc, 403, "signature_foreign"},
+		{"with a token that does not verify", user{token: "garbage"}, loc, 200, ""},
 		{"tampered signature", user{}, with("sig", flip(q.Get("sig"))), 403, "signature_invalid"},
 		{"later expiry", user{}, with("exp", later), 403, "signature_invalid"},
 		{"another user", user{}, with("u", string(other.id)), 403, "signature_invalid"},
@@ -417,10 +419,18 @@ func TestURLSignerRotation(t *testing.T) {
 	pv, _ := url.ParseQuery(before.SignPublic("/cdn/p/a.jpg"))
 	require.NoError(t, during.VerifyPublic("/cdn/p/a.jpg", pv))
 	require.Error(t, during.VerifyPublic("/cdn/p/b.jpg", pv))
-	// An expiring signature is not a public one, nor the reverse.
+	// An expiring signature is not a public one, nor the reverse — even
+	// with exp and u added to a public query.
 	require.Error(t, during.VerifyPublic("/cdn/o/x/y", v2))
 	_, err = during.Verify("/cdn/p/a.jpg", pv, now)
 	require.Error(t, err)
+	for _, exp := range []string{"never", "", "9999999999"} {
+		forged := url.Values{"kid": pv["kid"], "sig": pv["sig"], "exp": {exp}, "u": {""}}
+		_, err = during.Verify("/cdn/p/a.jpg", forged, now)
+		require.Error(t, err, exp)
+	}
+	_, err = content.NewURLSigner([]content.SigningKey{old, old}, time.Minute)
+	require.Error(t, err, "duplicate key ids")
 
 	for _, specs := range [][]string{{"k1"}, {"k1:!!"}, {"k1:" + strings.Repeat("A", 20)}, {"bad id:" + strings.Repeat("A", 44)}, {"k:" + strings.Repeat("A", 44), "k:" + strings.Repeat("B", 44)}} {
 		_, err := content.ParseSigningKeys(specs)

@@ -79,8 +79,8 @@ type Asset struct {
 	MediaType     string
 	Width, Height int // pixels, for images; 0 when unknown
 	FailureReason string
-	// Filename is the name the uploader gave the file ("" when none), a
-	// safe base name (see SafeFilename).
+	// Filename is the name the uploader gave the file ("" when none), as
+	// ValidateFilename accepts it.
 	Filename string
 	// ThumbnailSHA256 and PreviewSHA256 name the previews processing made
 	// for an image in the blob store's previews namespace: a thumbnail,

@@ -36,6 +36,12 @@ func TestCleanupSweepsUnreferencedBlobs(t *testing.T) {
 
 	kept := pdfFile(100, 1)
 	it := h.readyItem(creator, 0, "kept.pdf", kept, true)
+	img := h.readyItem(other, 700, "img.png", pngFile(t, 80, 60), true)
+	stored, err := h.store.ItemByID(ctx, strata.ID(img.ID))
+	require.NoError(t, err)
+	thumb, blurred := stored.Asset.ThumbnailSHA256, stored.Asset.PreviewSHA256
+	require.NotEmpty(t, thumb)
+	require.NotEmpty(t, blurred)
 	replaced := pdfFile(100, 2)
 	it2 := h.create(other, itemBody("replaced", 0))
 	h.upload(other, it2.ID, replaced)
@@ -45,9 +51,17 @@ func TestCleanupSweepsUnreferencedBlobs(t *testing.T) {
 	r := h.do(creator, "PUT", "/v1/items/"+it.ID+"/file", refused)
 	require.Equal(t, http.StatusUnsupportedMediaType, r.status)
 	previews := h.blobs.Namespace("previews")
-	_, err := previews.Put(ctx, strings.NewReader("orphan preview"), blob.PutOptions{})
+	_, err = previews.Put(ctx, strings.NewReader("orphan preview"), blob.PutOptions{})
 	require.NoError(t, err)
 
+	existsSHA := func(store *blob.Store, sha string) bool {
+		_, err := store.Stat(ctx, sha)
+		if strata.ErrorCode(err) == strata.CodeNotFound {
+			return false
+		}
+		require.NoError(t, err)
+		return true
+	}
 	exists := func(store *blob.Store, data string) bool {
 		_, err := store.Stat(ctx, digest(data))
 		if strata.ErrorCode(err) == strata.CodeNotFound {
@@ -72,6 +86,9 @@ func TestCleanupSweepsUnreferencedBlobs(t *testing.T) {
 	require.False(t, exists(h.blobs, replaced))
 	require.False(t, exists(h.blobs, refused))
 	require.False(t, exists(previews, "orphan preview"))
+	require.True(t, existsSHA(previews, thumb), "a referenced thumbnail stays")
+	require.True(t, existsSHA(previews, blurred), "a referenced preview stays")
+	require.True(t, exists(h.blobs, pngFile(t, 80, 60)))
 	// The item still downloads.
 	loc := h.downloadURL(creator, it.ID)
 	require.Equal(t, http.StatusOK, h.fetch(user{}, "GET", loc, nil).status)

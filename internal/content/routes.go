@@ -36,7 +36,8 @@ func Routes(mux *httpx.Mux, s *Service, verifier httpx.TokenVerifier) {
 	mux.Handle("DELETE /v1/uploads/{id}", tusProtocol(user(handleUploadDelete(s))))
 	mux.Handle("GET /v1/items/{id}/download", anyone(handleDownload(s)))
 	// GET patterns also answer HEAD.
-	mux.Handle("GET /cdn/o/{sha}/{name}", anyone(handleCDN(s, s.resolveOriginal)))
-	mux.Handle("GET /cdn/t/{sha}/thumbnail.jpg", anyone(handleCDN(s, s.resolveThumbnail)))
+	cdn := softAuthenticate(verifier)
+	mux.Handle("GET /cdn/o/{sha}/{name}", cdn(handleCDN(s, s.resolveOriginal)))
+	mux.Handle("GET /cdn/t/{sha}/thumbnail.jpg", cdn(handleCDN(s, s.resolveThumbnail)))
 	mux.Handle("GET /cdn/p/{file}", handleCDN(s, s.resolvePreview))
 }

@@ -106,6 +106,9 @@ func NewURLSigner(keys []SigningKey, lifetime time.Duration) (*URLSigner, error)
 		if !validKeyID(k.ID) || len(k.Secret) < MinSigningKeyBytes {
 			return nil, fmt.Errorf("url signer: key %q is malformed or shorter than %d bytes", k.ID, MinSigningKeyBytes)
 		}
+		if _, dup := s.byID[k.ID]; dup {
+			return nil, fmt.Errorf("url signer: key id %q appears twice", k.ID)
+		}
 		s.byID[k.ID] = k.Secret
 	}
 	return s, nil
@@ -119,7 +122,7 @@ func (s *URLSigner) Lifetime() time.Duration { return s.lifetime }
 func (s *URLSigner) Sign(path string, user strata.ID, now time.Time) (string, time.Time) {
 	exp := now.Add(s.lifetime).Add(time.Second - 1).Truncate(time.Second)
 	expS := strconv.FormatInt(exp.Unix(), 10)
-	sig := mac(s.active.Secret, path, expS, string(user))
+	sig := mac(s.active.Secret, expiringTag, path, expS, string(user))
 	q := "exp=" + expS + "&u=" + url.QueryEscape(string(user)) + "&kid=" + s.active.ID + "&sig=" + sig
 	return q, exp
 }
@@ -128,7 +131,7 @@ func (s *URLSigner) Sign(path string, user strata.ID, now time.Time) (string, ti
 // long as the signing key is listed: the URL of a public preview, the same
 // on every call, so caches see one URL per preview.
 func (s *URLSigner) SignPublic(path string) string {
-	return "kid=" + s.active.ID + "&sig=" + mac(s.active.Secret, path, publicExp, "")
+	return "kid=" + s.active.ID + "&sig=" + mac(s.active.Secret, publicTag, path, "", "")
 }
 
 // VerifyPublic checks a query made by SignPublic.
@@ -144,15 +147,18 @@ func (s *URLSigner) VerifyPublic(path string, q url.Values) error {
 	if !ok {
 		return errSigKey
 	}
-	if !hmac.Equal([]byte(sig), []byte(mac(secret, path, publicExp, ""))) {
+	if !hmac.Equal([]byte(sig), []byte(mac(secret, publicTag, path, "", ""))) {
 		return errSigInvalid
 	}
 	return nil
 }
 
-// publicExp stands for the expiry in the MAC of a public URL; not being a
-// number, it can never match an expiring URL's.
-const publicExp = "never"
+// Version tags that begin every MAC, so that a public signature can never
+// pass for an expiring one, nor the reverse.
+const (
+	expiringTag = "strata-cdn-v1"
+	publicTag   = "strata-cdn-public-v1"
+)
 
 // Errors of Verify; all are permission_denied (403).
 var (
@@ -182,7 +188,7 @@ func (s *URLSigner) Verify(path string, q url.Values, now time.Time) (strata.ID,
 	if !ok {
 		return "", errSigKey
 	}
-	if !hmac.Equal([]byte(sig), []byte(mac(secret, path, expS, user))) {
+	if !hmac.Equal([]byte(sig), []byte(mac(secret, expiringTag, path, expS, user))) {
 		return "", errSigInvalid
 	}
 	exp, err := strconv.ParseInt(expS, 10, 64)
@@ -197,9 +203,9 @@ func (s *URLSigner) Verify(path string, q url.Values, now time.Time) (strata.ID,
 
 // mac is the signature of (path, expiry, user), each field on its own line
 // after a version tag, so no field can run into the next.
-func mac(secret []byte, path, exp, user string) string {
+func mac(secret []byte, tag, path, exp, user string) string {
 	m := hmac.New(sha256.New, secret)
-	m.Write([]byte("strata-cdn-v1\n"))
+	m.Write([]byte(tag + "\n"))
 	m.Write([]byte(path))
 	m.Write([]byte{'\n'})
 	m.Write([]byte(exp))

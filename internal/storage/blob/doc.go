@@ -9,6 +9,9 @@
 //
 //	sha256/<first 2 hex digits>/<64 hex digits>    a stored object
 //	tmp/<32 random hex digits>                     an upload in progress
+//	trash/<64 hex digits>                          a swept object, kept a while (see Sweep)
+//	uploads/<key>                                  parts of resumable uploads (PutPart)
+//	<namespace>/sha256/…, <namespace>/tmp/…, …     the same under a Namespace
 //
 // Callers name objects by the hex digest only. Every digest given to the
 // Store is checked to be exactly 64 lowercase hex digits before it becomes
@@ -35,8 +38,16 @@
 // holds an object of the same size, the upload is a duplicate: nothing is
 // copied and the existing object is returned, with the media type it was
 // first stored with. Concurrent Puts of the same bytes therefore all succeed
-// and leave one good object; within one process they are serialised per
-// digest, across processes the last copy wins with identical bytes.
+// and leave one good object; within one process they are serialised (64
+// mutex stripes by digest), across processes the last copy wins with
+// identical bytes.
+//
+// # Sweeping
+//
+// Sweep deletes objects nobody references, in a way that cannot lose one
+// that a caller is referencing again at that moment: it copies the object
+// to trash/, deletes it, and asks again; the caller, after committing its
+// reference, calls EnsurePresent, which restores from trash/ if needed.
 //
 // On S3 the copy is one CopyObject call, which S3 limits to 5 GiB: keep
 // MaxSize below that there. On a folder the copy rewrites the file once.
