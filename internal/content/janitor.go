@@ -13,7 +13,7 @@ import (
 type Sweeper interface {
 	// Sweep deletes the objects modified before cutoff that referenced
 	// reports unreferenced.
-	Sweep(ctx context.Context, cutoff time.Time, referenced func(ctx context.Context, sha string) (bool, error)) (int, error)
+	Sweep(ctx context.Context, cutoff time.Time, referenced blob.Referenced) (int, error)
 	// SweepTemp deletes temporary objects modified before cutoff.
 	SweepTemp(ctx context.Context, cutoff time.Time) (int, error)
 	// PurgeTrash deletes swept objects trashed before cutoff.
@@ -66,8 +66,8 @@ func (s *Service) Cleanup(ctx context.Context) (CleanupStats, error) {
 		if _, err := sw.SweepTemp(ctx, now.Add(-blob.MinSweepAge)); err != nil {
 			return st, fmt.Errorf("sweep temporary blobs: %w", err)
 		}
-		*b.n, err = sw.Sweep(ctx, now.Add(-BlobGrace), func(ctx context.Context, sha string) (bool, error) {
-			return s.store.BlobReferenced(ctx, sha, b.preview)
+		*b.n, err = sw.Sweep(ctx, now.Add(-BlobGrace), func(ctx context.Context, shas []string) (map[string]bool, error) {
+			return s.store.BlobsReferenced(ctx, shas, b.preview)
 		})
 		if err != nil {
 			return st, fmt.Errorf("sweep blobs: %w", err)

@@ -25,10 +25,10 @@ type Store interface {
 	PutAsset(ctx context.Context, item strata.ID, a Asset) error
 	// Ping checks every database.
 	Ping(ctx context.Context) error
-	// BlobReferenced reports whether any asset, on any shard, names the
-	// digest sha as its file (preview false) or as one of its previews
-	// (preview true).
-	BlobReferenced(ctx context.Context, sha string, preview bool) (bool, error)
+	// BlobsReferenced reports which of the digests shas any asset, on any
+	// shard, names as its file (preview false) or as one of its previews
+	// (preview true); the primary of each database answers.
+	BlobsReferenced(ctx context.Context, shas []string, preview bool) (map[string]bool, error)
 	UploadStore // resumable uploads (tus.go)
 }
 

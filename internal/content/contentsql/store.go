@@ -8,7 +8,6 @@ import (
 	"context"
 	"database/sql"
 	"embed"
-	"errors"
 	"fmt"
 	"io/fs"
 	"slices"
@@ -192,27 +191,46 @@ func (s *Store) PutAsset(ctx context.Context, item strata.ID, a content.Asset) e
 	return s.Tx(ctx, shard, func(tx content.Tx) error { return tx.PutAsset(ctx, item, a) })
 }
 
-// BlobReferenced asks every database, in parallel, whether an asset names
-// sha (as its file, or as a preview).
-func (s *Store) BlobReferenced(ctx context.Context, sha string, preview bool) (bool, error) {
-	q := "SELECT 1 FROM content_assets WHERE sha256 = $1 LIMIT 1"
+// BlobsReferenced asks every database, in parallel, which of shas an asset
+// names (as its file, or as a preview), one query per database.
+func (s *Store) BlobsReferenced(ctx context.Context, shas []string, preview bool) (map[string]bool, error) {
+	if len(shas) == 0 {
+		return map[string]bool{}, nil
+	}
+	args := make([]any, len(shas))
+	marks := make([]string, len(shas))
+	for i, sha := range shas {
+		args[i], marks[i] = sha, fmt.Sprintf("$%d", i+1)
+	}
+	in := "(" + strings.Join(marks, ", ") + ")"
+	q := "SELECT sha256 FROM content_assets WHERE sha256 IN " + in
 	if preview {
-		q = "SELECT 1 FROM content_assets WHERE thumbnail_sha256 = $1 UNION ALL SELECT 1 FROM content_assets WHERE preview_sha256 = $1 LIMIT 1"
+		q = "SELECT thumbnail_sha256 FROM content_assets WHERE thumbnail_sha256 IN " + in +
+			" UNION SELECT preview_sha256 FROM content_assets WHERE preview_sha256 IN " + in
 	}
 	// The primary, not a reader: a reference just written must be seen.
-	found, err := sqldb.Gather(ctx, s.router.DBs(), func(ctx context.Context, db *sqldb.DB) ([]bool, error) {
-		var one int
-		err := db.Writer().QueryRowContext(ctx, q, sha).Scan(&one)
-		if errors.Is(err, sql.ErrNoRows) {
-			return nil, nil
-		}
+	found, err := sqldb.Gather(ctx, s.router.DBs(), func(ctx context.Context, db *sqldb.DB) ([]string, error) {
+		rows, err := db.Writer().QueryContext(ctx, q, args...)
 		if err != nil {
 			return nil, fmt.Errorf("look up blob references: %w", sqldb.Translate(err))
 		}
-		return []bool{true}, nil
+		defer rows.Close()
+		var out []string
+		for rows.Next() {
+			var sha string
+			if err := rows.Scan(&sha); err != nil {
+				return nil, fmt.Errorf("look up blob references: %w", sqldb.Translate(err))
+			}
+			out = append(out, sha)
+		}
+		return out, sqldb.Translate(rows.Err())
 	})
 	if err != nil {
-		return false, err
+		return nil, err
 	}
-	return slices.Contains(found, true), nil
+	refs := make(map[string]bool, len(found))
+	for _, sha := range found {
+		refs[sha] = true
+	}
+	return refs, nil
 }

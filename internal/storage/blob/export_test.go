@@ -34,6 +34,6 @@ func WriteRaw(ctx context.Context, s *Store, key string, data []byte) error {
 
 // SweepAt is Sweep without the minimum age, so tests can sweep what they
 // have just stored.
-func SweepAt(ctx context.Context, s *Store, cutoff time.Time, referenced func(context.Context, string) (bool, error)) (int, error) {
+func SweepAt(ctx context.Context, s *Store, cutoff time.Time, referenced Referenced) (int, error) {
 	return s.sweep(ctx, cutoff, referenced)
 }

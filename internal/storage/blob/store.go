@@ -301,72 +301,123 @@ const MinSweepAge = time.Hour
 // again during its sweep can be restored (see Sweep).
 const trashPrefix = "trash/"
 
+// Referenced reports which of the digests shas something still references
+// (the digests absent from the answer are unreferenced).
+type Referenced func(ctx context.Context, shas []string) (map[string]bool, error)
+
+// SweepBatch is how many digests one question to Referenced carries.
+const SweepBatch = 500
+
 // Sweep deletes the objects of this store (its namespace only) last
 // modified before cutoff that referenced reports unreferenced, and returns
 // how many it deleted. cutoff must be at least MinSweepAge in the past.
+// Digests are asked about in batches of SweepBatch, so a sweep of n old
+// objects asks about 2n/SweepBatch questions at most.
 //
 // A sweep cannot lose an object that a caller is starting to reference
 // again (a Put of the same bytes finds it stored, then the caller commits
 // a reference): each object is first copied to the trash, then deleted,
-// and only then is referenced asked again; if it is referenced now, the
-// object is restored. A caller that records a reference to an object it
-// did not write itself calls EnsurePresent after the reference is
-// committed. Both sides write before they read, so whatever the
-// interleaving one of them sees the other and restores the object from the
-// trash. PurgeTrash empties the trash of objects older than a cutoff.
-func (s *Store) Sweep(ctx context.Context, cutoff time.Time, referenced func(ctx context.Context, sha string) (bool, error)) (int, error) {
+// and only then is referenced asked again; an object referenced by then is
+// restored. A caller that records a reference to an object it did not
+// write itself calls EnsurePresent after the reference is committed. Both
+// sides write before they read, so whatever the interleaving one of them
+// sees the other and restores the object from the trash. PurgeTrash
+// empties the trash of objects older than a cutoff.
+func (s *Store) Sweep(ctx context.Context, cutoff time.Time, referenced Referenced) (int, error) {
 	if time.Since(cutoff) < MinSweepAge {
 		return 0, fmt.Errorf("blob sweep: the cutoff %s is less than %s ago", cutoff.Format(time.RFC3339), MinSweepAge)
 	}
 	return s.sweep(ctx, cutoff, referenced)
 }
 
-func (s *Store) sweep(ctx context.Context, cutoff time.Time, referenced func(ctx context.Context, sha string) (bool, error)) (int, error) {
+func (s *Store) sweep(ctx context.Context, cutoff time.Time, referenced Referenced) (int, error) {
 	prefix := s.prefix + objectPrefix
 	it := s.bucket.List(&gcblob.ListOptions{Prefix: prefix})
 	n := 0
+	batch := make([]string, 0, SweepBatch)
 	for {
 		o, err := it.Next(ctx)
-		if errors.Is(err, io.EOF) {
-			return n, nil
-		}
-		if err != nil {
+		if err != nil && !errors.Is(err, io.EOF) {
 			return n, translate("list", prefix, err)
 		}
-		sha := o.Key[strings.LastIndexByte(o.Key, '/')+1:]
-		if o.IsDir || !o.ModTime.Before(cutoff) || !ValidDigest(sha) || o.Key != s.prefix+mustKey(sha) {
-			continue
-		}
-		ref, err := referenced(ctx, sha)
-		if err != nil {
-			return n, err
-		}
-		if ref {
-			continue
-		}
-		trash := s.prefix + trashPrefix + sha
-		if err := s.bucket.Copy(ctx, trash, o.Key, nil); err != nil {
-			if gcerrors.Code(err) == gcerrors.NotFound {
-				continue // swept by someone else meanwhile
+		done := err != nil
+		if !done {
+			sha := o.Key[strings.LastIndexByte(o.Key, '/')+1:]
+			if !o.IsDir && o.ModTime.Before(cutoff) && ValidDigest(sha) && o.Key == s.prefix+mustKey(sha) {
+				batch = append(batch, sha)
 			}
-			return n, translate("copy", trash, err)
 		}
-		if err := s.bucket.Delete(ctx, o.Key); err != nil && gcerrors.Code(err) != gcerrors.NotFound {
-			return n, translate("delete", o.Key, err)
-		}
-		// Ask again now that it is gone: a reference committed since the
-		// first question brings the object back.
-		if ref, err = referenced(ctx, sha); err != nil || ref {
-			if _, rerr := s.restore(ctx, sha); rerr != nil {
-				return n, rerr
-			}
+		if len(batch) == SweepBatch || (done && len(batch) > 0) {
+			deleted, err := s.sweepBatch(ctx, batch, referenced)
+			n += deleted
 			if err != nil {
 				return n, err
 			}
+			batch = batch[:0]
+		}
+		if done {
+			return n, nil
+		}
+	}
+}
+
+// sweepBatch trashes the unreferenced objects among shas, asks again, and
+// restores those referenced meanwhile; it returns how many stay deleted.
+func (s *Store) sweepBatch(ctx context.Context, shas []string, referenced Referenced) (int, error) {
+	refs, err := referenced(ctx, shas)
+	if err != nil {
+		return 0, err
+	}
+	var gone []string
+	for _, sha := range shas {
+		if refs[sha] {
 			continue
 		}
-		n++
+		key, _ := s.key(sha)
+		trash := s.prefix + trashPrefix + sha
+		if err := s.bucket.Copy(ctx, trash, key, nil); err != nil {
+			if gcerrors.Code(err) == gcerrors.NotFound {
+				continue // swept by someone else meanwhile
+			}
+			return 0, s.restoreAll(ctx, gone, translate("copy", trash, err))
+		}
+		if err := s.bucket.Delete(ctx, key); err != nil && gcerrors.Code(err) != gcerrors.NotFound {
+			return 0, s.restoreAll(ctx, gone, translate("delete", key, err))
+		}
+		gone = append(gone, sha)
 	}
+	if len(gone) == 0 {
+		return 0, nil
+	}
+	// Ask again now that they are gone: a reference committed since the
+	// first question brings its object back.
+	refs, err = referenced(ctx, gone)
+	if err != nil {
+		return 0, s.restoreAll(ctx, gone, err)
+	}
+	n := 0
+	for _, sha := range gone {
+		if !refs[sha] {
+			n++
+			continue
+		}
+		if _, err := s.restore(ctx, sha); err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// restoreAll brings back the objects of an interrupted batch, which were
+// deleted without the second question, and returns cause (joined with a
+// restore failure, if any).
+func (s *Store) restoreAll(ctx context.Context, shas []string, cause error) error {
+	for _, sha := range shas {
+		if _, err := s.restore(ctx, sha); err != nil {
+			return errors.Join(cause, err)
+		}
+	}
+	return cause
 }
 
 // EnsurePresent makes sure the object with digest sha exists, restoring

@@ -381,14 +381,14 @@ func testSweepsUnreferenced(t *testing.T, s *blob.Store) {
 	other := put(t, ns, randomBytes(400, 4), blob.PutOptions{})
 
 	// The real Sweep refuses a cutoff younger than MinSweepAge.
-	_, err := s.Sweep(ctx, time.Now(), func(context.Context, string) (bool, error) { return false, nil })
+	_, err := s.Sweep(ctx, time.Now(), perSHA(func(string) (bool, error) { return false, nil }))
 	require.Error(t, err)
 
 	var asked []string
-	n, err := blob.SweepAt(ctx, s, time.Now().Add(time.Minute), func(_ context.Context, sha string) (bool, error) {
+	n, err := blob.SweepAt(ctx, s, time.Now().Add(time.Minute), perSHA(func(sha string) (bool, error) {
 		asked = append(asked, sha)
 		return sha == keep.SHA256, nil
-	})
+	}))
 	require.NoError(t, err)
 	require.Equal(t, 2, n)
 	// Asked once about the kept object; about a swept one again after it is gone.
@@ -403,33 +403,45 @@ func testSweepsUnreferenced(t *testing.T, s *blob.Store) {
 	require.NoError(t, err)
 
 	// Objects newer than the cutoff are not even considered.
-	n, err = blob.SweepAt(ctx, s, time.Now().Add(-time.Hour), func(context.Context, string) (bool, error) {
+	n, err = blob.SweepAt(ctx, s, time.Now().Add(-time.Hour), perSHA(func(string) (bool, error) {
 		t.Fatal("asked about an object newer than the cutoff")
 		return false, nil
-	})
+	}))
 	require.NoError(t, err)
 	require.Zero(t, n)
 
 	// An error from referenced stops the sweep, deleting nothing more.
 	boom := errors.New("db down")
-	_, err = blob.SweepAt(ctx, s, time.Now().Add(time.Minute), func(context.Context, string) (bool, error) { return false, boom })
+	_, err = blob.SweepAt(ctx, s, time.Now().Add(time.Minute), perSHA(func(string) (bool, error) { return false, boom }))
 	require.ErrorIs(t, err, boom)
 	_, err = s.Stat(ctx, keep.SHA256)
 	require.NoError(t, err)
+	// An error on the second question (after deleting) restores the batch.
+	second := 0
+	_, err = blob.SweepAt(ctx, s, time.Now().Add(time.Minute), func(_ context.Context, shas []string) (map[string]bool, error) {
+		second++
+		if second == 2 {
+			return nil, boom
+		}
+		return map[string]bool{}, nil
+	})
+	require.ErrorIs(t, err, boom)
+	_, err = s.Stat(ctx, keep.SHA256)
+	require.NoError(t, err, "restored after the failed second question")
 
 	// A reference committed while the object is being swept (the second
 	// question says yes) brings it back.
-	n, err = blob.SweepAt(ctx, s, time.Now().Add(time.Minute), func(context.Context, string) (bool, error) {
+	n, err = blob.SweepAt(ctx, s, time.Now().Add(time.Minute), perSHA(func(string) (bool, error) {
 		return false, nil
-	})
+	}))
 	require.NoError(t, err)
 	require.Equal(t, 1, n, "keep is swept once unreferenced")
 	revived := put(t, s, randomBytes(500, 5), blob.PutOptions{})
 	calls := 0
-	n, err = blob.SweepAt(ctx, s, time.Now().Add(time.Minute), func(context.Context, string) (bool, error) {
+	n, err = blob.SweepAt(ctx, s, time.Now().Add(time.Minute), perSHA(func(string) (bool, error) {
 		calls++
 		return calls > 1, nil
-	})
+	}))
 	require.NoError(t, err)
 	require.Zero(t, n)
 	require.Equal(t, 2, calls)
@@ -438,7 +450,7 @@ func testSweepsUnreferenced(t *testing.T, s *blob.Store) {
 
 	// The other side: the sweep finished first; the caller that has just
 	// committed its reference restores the object from the trash.
-	n, err = blob.SweepAt(ctx, s, time.Now().Add(time.Minute), func(context.Context, string) (bool, error) { return false, nil })
+	n, err = blob.SweepAt(ctx, s, time.Now().Add(time.Minute), perSHA(func(string) (bool, error) { return false, nil }))
 	require.NoError(t, err)
 	require.Equal(t, 1, n)
 	_, err = s.Stat(ctx, revived.SHA256)
@@ -453,7 +465,7 @@ func testSweepsUnreferenced(t *testing.T, s *blob.Store) {
 	require.True(t, ok, "present stays present")
 
 	// Once the trash is purged, nothing comes back.
-	_, err = blob.SweepAt(ctx, s, time.Now().Add(time.Minute), func(context.Context, string) (bool, error) { return false, nil })
+	_, err = blob.SweepAt(ctx, s, time.Now().Add(time.Minute), perSHA(func(string) (bool, error) { return false, nil }))
 	require.NoError(t, err)
 	purged, err := s.PurgeTrash(ctx, time.Now().Add(time.Minute))
 	require.NoError(t, err)
@@ -463,4 +475,21 @@ func testSweepsUnreferenced(t *testing.T, s *blob.Store) {
 	require.False(t, ok)
 	_, err = s.EnsurePresent(ctx, "nope")
 	require.Equal(t, strata.CodeInvalid, strata.ErrorCode(err))
+}
+
+// perSHA adapts a question about one digest to blob.Referenced.
+func perSHA(fn func(sha string) (bool, error)) blob.Referenced {
+	return func(_ context.Context, shas []string) (map[string]bool, error) {
+		refs := map[string]bool{}
+		for _, sha := range shas {
+			ok, err := fn(sha)
+			if err != nil {
+				return nil, err
+			}
+			if ok {
+				refs[sha] = true
+			}
+		}
+		return refs, nil
+	}
 }
