@@ -18,6 +18,8 @@ type Sweeper interface {
 	SweepTemp(ctx context.Context, cutoff time.Time) (int, error)
 	// PurgeTrash deletes swept objects trashed before cutoff.
 	PurgeTrash(ctx context.Context, cutoff time.Time) (int, error)
+	// SweepParts deletes resumable-upload parts written before cutoff.
+	SweepParts(ctx context.Context, cutoff time.Time) (int, error)
 }
 
 var _ Sweeper = (*blob.Store)(nil)
@@ -51,6 +53,13 @@ func (s *Service) Cleanup(ctx context.Context) (CleanupStats, error) {
 		return st, fmt.Errorf("expire uploads: %w", err)
 	}
 	now := s.clock.Now()
+	if sw, ok := s.blobs.(Sweeper); ok {
+		// Every part of a live upload is younger than the upload's expiry;
+		// older ones belong to uploads already removed.
+		if st.Parts, err = sw.SweepParts(ctx, now.Add(-s.cfg.UploadExpiry-time.Hour)); err != nil {
+			return st, fmt.Errorf("sweep upload parts: %w", err)
+		}
+	}
 	for _, b := range []struct {
 		store   Blobs
 		preview bool
@@ -79,6 +88,7 @@ func (s *Service) Cleanup(ctx context.Context) (CleanupStats, error) {
 // CleanupStats counts what Cleanup removed.
 type CleanupStats struct {
 	Uploads  int // expired resumable uploads
+	Parts    int // parts of uploads already removed
 	Files    int // unreferenced files
 	Previews int // unreferenced previews
 }
@@ -94,7 +104,7 @@ func (s *Service) RunJanitor(ctx context.Context) {
 		case err != nil && ctx.Err() == nil:
 			s.log.ErrorContext(ctx, "content cleanup failed", "error", err)
 		case err == nil && st != (CleanupStats{}):
-			s.log.InfoContext(ctx, "content cleanup", "uploads", st.Uploads, "files", st.Files, "previews", st.Previews)
+			s.log.InfoContext(ctx, "content cleanup", "uploads", st.Uploads, "parts", st.Parts, "files", st.Files, "previews", st.Previews)
 		}
 		select {
 		case <-ctx.Done():

@@ -50,6 +50,9 @@ func TestCleanupSweepsUnreferencedBlobs(t *testing.T) {
 	refused := "#!/bin/sh\necho not allowed\n" // sniffed text/plain: refused after storing
 	r := h.do(creator, "PUT", "/v1/items/"+it.ID+"/file", refused)
 	require.Equal(t, http.StatusUnsupportedMediaType, r.status)
+	// A part left by a writer whose upload is long gone.
+	_, err = h.blobs.PutPart(ctx, "upl_stray/00000001", strings.NewReader("stray part"))
+	require.NoError(t, err)
 	previews := h.blobs.Namespace("previews")
 	_, err = previews.Put(ctx, strings.NewReader("orphan preview"), blob.PutOptions{})
 	require.NoError(t, err)
@@ -77,10 +80,10 @@ func TestCleanupSweepsUnreferencedBlobs(t *testing.T) {
 	require.Equal(t, content.CleanupStats{}, st)
 	require.True(t, exists(h.blobs, refused))
 
-	h.ageBlobs(time.Now().Add(-content.BlobGrace - time.Hour))
+	h.ageBlobs(time.Now().Add(-2 * content.BlobGrace))
 	st, err = h.svc.Cleanup(ctx)
 	require.NoError(t, err)
-	require.Equal(t, content.CleanupStats{Files: 2, Previews: 1}, st)
+	require.Equal(t, content.CleanupStats{Files: 2, Previews: 1, Parts: 1}, st)
 	require.True(t, exists(h.blobs, kept))
 	require.True(t, exists(h.blobs, replacement))
 	require.False(t, exists(h.blobs, replaced))

@@ -460,6 +460,14 @@ func (s *Store) restore(ctx context.Context, sha string) (bool, error) {
 	return true, nil
 }
 
+// SweepParts deletes resumable-upload parts written before cutoff and
+// returns how many: the leftovers of an upload whose row is gone (a writer
+// that died after its upload expired). Use a cutoff past the longest an
+// upload may live.
+func (s *Store) SweepParts(ctx context.Context, cutoff time.Time) (int, error) {
+	return s.deleteOlder(ctx, s.prefix+partsPrefix, cutoff)
+}
+
 // PurgeTrash deletes swept objects trashed before cutoff and returns how
 // many. Keep the cutoff well past the longest sweep (a day is plenty).
 func (s *Store) PurgeTrash(ctx context.Context, cutoff time.Time) (int, error) {
