@@ -5,7 +5,7 @@
 # MiB/s and latency p50/p99 of every run, the medians over the rounds and the
 # ratios strata/nginx against issue 3's targets (>= 0.8 of nginx's req/s at
 # 1 KiB, >= 0.8 of its MiB/s at 1 MiB). Needs nginx (apt-get install -y
-# nginx-light), wrk (apt-get install -y wrk), curl and sha256sum.
+# nginx-light), wrk (apt-get install -y wrk), curl, sha256sum and pgrep.
 #
 # Strata: a creator account (strata users create), two free published items
 # with random files uploaded through PUT /v1/items/{id}/file, and the signed
@@ -55,6 +55,7 @@ command -v nginx >/dev/null || {
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install -y wrk)" >&2; exit 1; }
 command -v curl >/dev/null || { echo "curl is not installed (apt-get install -y curl)" >&2; exit 1; }
 command -v sha256sum >/dev/null || { echo "sha256sum is not installed (coreutils)" >&2; exit 1; }
+command -v pgrep >/dev/null || { echo "pgrep is not installed (apt-get install -y procps)" >&2; exit 1; }
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || { echo "ROUNDS must be a positive integer, got $ROUNDS" >&2; exit 1; }
 PROFILE_SIZE=${PROFILE_SIZE:-1k}
 [[ $PROFILE_SIZE == 1k || $PROFILE_SIZE == 1m ]] || { echo "PROFILE_SIZE must be 1k or 1m, got $PROFILE_SIZE" >&2; exit 1; }
@@ -127,7 +128,7 @@ for size in "${SIZES[@]}"; do
 		[ "$status" = processing ] || break
 		sleep 0.1
 	done
-	[ "$status" = ready ] || { echo "the $size item's asset is '$status', not ready, after 30s: $json" >&2; exit 1; }
+	[ "$status" = ready ] || { echo "the $size item's asset is '$status' (want ready; processing gets 30s): $json" >&2; exit 1; }
 	api POST "/v1/items/$item/publish" >/dev/null
 	location=$(curl -sS -o /dev/null -D - -H "Authorization: Bearer $TOKEN" "$STRATA_URL/v1/items/$item/download" |
 		tr -d '\r' | awk 'tolower($1) == "location:" {print $2}')

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -37,6 +38,20 @@ const (
 type cdnObject struct {
 	attrs blob.Attributes
 	data  []byte
+	// Header values of a whole answer, made once per cached object and
+	// shared read-only by every answer (capacity = length, so an append
+	// copies).
+	etag, length, lastModified, contentType []string
+}
+
+func newCDNObject(attrs blob.Attributes, data []byte) *cdnObject {
+	one := func(v string) []string { return []string{v}[:1:1] }
+	o := &cdnObject{attrs: attrs, data: data, etag: one(attrs.ETag()), contentType: one(attrs.ContentType),
+		length: one(strconv.FormatInt(attrs.Size, 10))}
+	if !attrs.ModTime.IsZero() {
+		o.lastModified = one(attrs.ModTime.UTC().Format(http.TimeFormat))
+	}
+	return o
 }
 
 // cdnCache keeps hot objects in memory, bounded by bytes. Keys are the
@@ -91,7 +106,7 @@ func (c *cdnCache) object(ctx context.Context, store Blobs, ns, sha string) (*cd
 		}
 		attrs := blob.Attributes{SHA256: sha, Size: o.Size, ContentType: o.ContentType, ModTime: o.ModTime}
 		if c.c == nil || attrs.Size > c.objectMax {
-			return &cdnObject{attrs: attrs}, nil
+			return newCDNObject(attrs, nil), nil
 		}
 		rc, _, err := store.Open(ctx, sha)
 		if err != nil {
@@ -102,7 +117,7 @@ func (c *cdnCache) object(ctx context.Context, store Blobs, ns, sha string) (*cd
 		if _, err := io.ReadFull(rc, data); err != nil {
 			return nil, &strata.Error{Code: strata.CodeUnavailable, Reason: "blob_unavailable", Message: "storage is unavailable", Err: err}
 		}
-		return &cdnObject{attrs: attrs, data: data}, nil
+		return newCDNObject(attrs, data), nil
 	}
 	if c.c == nil {
 		return load(ctx)
@@ -179,7 +194,7 @@ type cdnRequest struct {
 	store        Blobs
 	ns, sha      string
 	name         string
-	cacheControl string
+	cacheControl []string
 }
 
 // handleCDN serves GET and HEAD of /cdn/{kind}/...: resolve checks the
@@ -207,6 +222,29 @@ func handleCDN(s *Service, resolve func(*http.Request) (cdnRequest, error)) http
 			cdnError(w, r, err)
 			return
 		}
+		h := w.Header()
+		h["Cache-Control"] = cr.cacheControl
+		h["X-Content-Type-Options"] = hdrNosniff
+		h["Content-Security-Policy"] = hdrCSP
+		if cr.name != "" {
+			h.Set("Content-Disposition", contentDisposition(cr.name))
+		}
+		h["Etag"] = obj.etag
+		h["Content-Type"] = obj.contentType
+		if obj.data != nil && plainGet(r) {
+			// The common case, without ServeContent's parsing: a whole
+			// cached object in one write.
+			h["Accept-Ranges"] = hdrBytes
+			h["Content-Length"] = obj.length
+			if obj.lastModified != nil {
+				h["Last-Modified"] = obj.lastModified
+			}
+			w.WriteHeader(http.StatusOK)
+			if r.Method != http.MethodHead {
+				w.Write(obj.data)
+			}
+			return
+		}
 		var rs io.ReadSeeker
 		if obj.data != nil {
 			rs = bytes.NewReader(obj.data)
@@ -220,17 +258,28 @@ func handleCDN(s *Service, resolve func(*http.Request) (cdnRequest, error)) http
 			defer rr.Close()
 			rs = rr
 		}
-		h := w.Header()
-		h.Set("ETag", obj.attrs.ETag())
-		h.Set("Cache-Control", cr.cacheControl)
-		h.Set("Content-Type", obj.attrs.ContentType)
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Content-Security-Policy", "default-src 'none'; sandbox")
-		if cr.name != "" {
-			h.Set("Content-Disposition", contentDisposition(cr.name))
-		}
 		http.ServeContent(w, r, "", obj.attrs.ModTime, rs)
 	})
+}
+
+// Shared, read-only header values of /cdn/ answers.
+var (
+	hdrNosniff   = []string{"nosniff"}[:1:1]
+	hdrCSP       = []string{"default-src 'none'; sandbox"}[:1:1]
+	hdrBytes     = []string{"bytes"}[:1:1]
+	hdrImmutable = []string{ccImmutable}[:1:1]
+	hdrPrivate   = []string{ccPrivate}[:1:1]
+)
+
+// plainGet reports whether r asks for the whole object unconditionally,
+// which is what nearly every request does.
+func plainGet(r *http.Request) bool {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return false
+	}
+	h := r.Header
+	return len(h["Range"]) == 0 && len(h["If-None-Match"]) == 0 && len(h["If-Modified-Since"]) == 0 &&
+		len(h["If-Match"]) == 0 && len(h["If-Unmodified-Since"]) == 0 && len(h["If-Range"]) == 0
 }
 
 // cdnError answers a problem that no cache may keep.
@@ -275,10 +324,10 @@ func (s *Service) resolvePreview(r *http.Request) (cdnRequest, error) {
 	if !ok || !blob.ValidDigest(sha) || s.previews == nil || s.signer == nil {
 		return cdnRequest{}, errCDNNotFound
 	}
-	if err := s.signer.VerifyPublic(PreviewPath(sha), r.URL.Query()); err != nil {
+	if err := s.signer.VerifyPublicQuery(PreviewPath(sha), r.URL.RawQuery); err != nil {
 		return cdnRequest{}, err
 	}
-	return cdnRequest{store: s.previews, ns: "p", sha: sha, cacheControl: ccImmutable}, nil
+	return cdnRequest{store: s.previews, ns: "p", sha: sha, cacheControl: hdrImmutable}, nil
 }
 
 // verifySigned checks the expiring signature of path, and that a caller
@@ -287,7 +336,7 @@ func (s *Service) verifySigned(r *http.Request, path string) error {
 	if s.signer == nil || s.blobs == nil {
 		return errNoDelivery
 	}
-	user, err := s.signer.Verify(path, r.URL.Query(), s.clock.Now())
+	user, err := s.signer.VerifyQuery(path, r.URL.RawQuery, s.clock.Now())
 	if err != nil {
 		return err
 	}
@@ -297,11 +346,11 @@ func (s *Service) verifySigned(r *http.Request, path string) error {
 	return nil
 }
 
-func (s *Service) gatedCacheControl() string {
+func (s *Service) gatedCacheControl() []string {
 	if s.delivery.SharedCache {
-		return ccImmutable
+		return hdrImmutable
 	}
-	return ccPrivate
+	return hdrPrivate
 }
 
 // contentDisposition is an attachment header naming name: an ASCII

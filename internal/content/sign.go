@@ -1,13 +1,17 @@
 package content
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
+	"hash"
+	"io"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/stratadev/strata"
@@ -87,9 +91,21 @@ func DeriveSigningKey(masterKey []byte) SigningKey {
 // anonymous download), kid and sig (unpadded URL base64 of the MAC). It is
 // safe for concurrent use.
 type URLSigner struct {
-	active   SigningKey
-	byID     map[string][]byte
+	active   *keyState
+	byID     map[string]*keyState
 	lifetime time.Duration
+}
+
+// keyState is a key with a pool of MAC states keyed with it, so that
+// verifying a URL allocates no HMAC.
+type keyState struct {
+	id   string
+	pool sync.Pool // of hash.Hash
+}
+
+func newKeyState(k SigningKey) *keyState {
+	secret := bytes.Clone(k.Secret)
+	return &keyState{id: k.ID, pool: sync.Pool{New: func() any { return hmac.New(sha256.New, secret) }}}
 }
 
 // NewURLSigner returns a signer whose first key signs and all keys verify;
@@ -101,7 +117,7 @@ func NewURLSigner(keys []SigningKey, lifetime time.Duration) (*URLSigner, error)
 	if lifetime <= 0 {
 		return nil, fmt.Errorf("url signer: the lifetime must be positive")
 	}
-	s := &URLSigner{active: keys[0], byID: make(map[string][]byte, len(keys)), lifetime: lifetime}
+	s := &URLSigner{byID: make(map[string]*keyState, len(keys)), lifetime: lifetime}
 	for _, k := range keys {
 		if !validKeyID(k.ID) || len(k.Secret) < MinSigningKeyBytes {
 			return nil, fmt.Errorf("url signer: key %q is malformed or shorter than %d bytes", k.ID, MinSigningKeyBytes)
@@ -109,8 +125,9 @@ func NewURLSigner(keys []SigningKey, lifetime time.Duration) (*URLSigner, error)
 		if _, dup := s.byID[k.ID]; dup {
 			return nil, fmt.Errorf("url signer: key id %q appears twice", k.ID)
 		}
-		s.byID[k.ID] = k.Secret
+		s.byID[k.ID] = newKeyState(k)
 	}
+	s.active = s.byID[keys[0].ID]
 	return s, nil
 }
 
@@ -122,8 +139,10 @@ func (s *URLSigner) Lifetime() time.Duration { return s.lifetime }
 func (s *URLSigner) Sign(path string, user strata.ID, now time.Time) (string, time.Time) {
 	exp := now.Add(s.lifetime).Add(time.Second - 1).Truncate(time.Second)
 	expS := strconv.FormatInt(exp.Unix(), 10)
-	sig := mac(s.active.Secret, expiringTag, path, expS, string(user))
-	q := "exp=" + expS + "&u=" + url.QueryEscape(string(user)) + "&kid=" + s.active.ID + "&sig=" + sig
+	var sum [sha256.Size]byte
+	s.active.mac(sum[:0], expiringTag, path, expS, string(user))
+	q := "exp=" + expS + "&u=" + url.QueryEscape(string(user)) + "&kid=" + s.active.id + "&sig=" +
+		base64.RawURLEncoding.EncodeToString(sum[:])
 	return q, exp
 }
 
@@ -131,26 +150,9 @@ func (s *URLSigner) Sign(path string, user strata.ID, now time.Time) (string, ti
 // long as the signing key is listed: the URL of a public preview, the same
 // on every call, so caches see one URL per preview.
 func (s *URLSigner) SignPublic(path string) string {
-	return "kid=" + s.active.ID + "&sig=" + mac(s.active.Secret, publicTag, path, "", "")
-}
-
-// VerifyPublic checks a query made by SignPublic.
-func (s *URLSigner) VerifyPublic(path string, q url.Values) error {
-	if len(q["kid"]) > 1 || len(q["sig"]) > 1 {
-		return errSigMalform
-	}
-	kid, sig := q.Get("kid"), q.Get("sig")
-	if kid == "" || sig == "" {
-		return errSigMissing
-	}
-	secret, ok := s.byID[kid]
-	if !ok {
-		return errSigKey
-	}
-	if !hmac.Equal([]byte(sig), []byte(mac(secret, publicTag, path, "", ""))) {
-		return errSigInvalid
-	}
-	return nil
+	var sum [sha256.Size]byte
+	s.active.mac(sum[:0], publicTag, path, "", "")
+	return "kid=" + s.active.id + "&sig=" + base64.RawURLEncoding.EncodeToString(sum[:])
 }
 
 // Version tags that begin every MAC, so that a public signature can never
@@ -162,54 +164,167 @@ const (
 
 // Errors of Verify; all are permission_denied (403).
 var (
-	errSigMissing  = &strata.Error{Code: strata.CodePermissionDenied, Reason: "signature_missing", Message: "the URL is not signed"}
-	errSigKey      = &strata.Error{Code: strata.CodePermissionDenied, Reason: "signature_key_unknown", Message: "the URL was signed with an unknown key"}
-	errSigInvalid  = &strata.Error{Code: strata.CodePermissionDenied, Reason: "signature_invalid", Message: "the URL's signature does not match"}
-	errSigExpired  = &strata.Error{Code: strata.CodePermissionDenied, Reason: "signature_expired", Message: "the URL has expired; ask for a new one"}
-	errSigForeign  = &strata.Error{Code: strata.CodePermissionDenied, Reason: "signature_foreign", Message: "the URL was issued to another user"}
-	errSigMalform  = &strata.Error{Code: strata.CodePermissionDenied, Reason: "signature_malformed", Message: "the URL's signature parameters are malformed"}
-	sigQueryParams = []string{"exp", "u", "kid", "sig"}
+	errSigMissing = &strata.Error{Code: strata.CodePermissionDenied, Reason: "signature_missing", Message: "the URL is not signed"}
+	errSigKey     = &strata.Error{Code: strata.CodePermissionDenied, Reason: "signature_key_unknown", Message: "the URL was signed with an unknown key"}
+	errSigInvalid = &strata.Error{Code: strata.CodePermissionDenied, Reason: "signature_invalid", Message: "the URL's signature does not match"}
+	errSigExpired = &strata.Error{Code: strata.CodePermissionDenied, Reason: "signature_expired", Message: "the URL has expired; ask for a new one"}
+	errSigForeign = &strata.Error{Code: strata.CodePermissionDenied, Reason: "signature_foreign", Message: "the URL was issued to another user"}
+	errSigMalform = &strata.Error{Code: strata.CodePermissionDenied, Reason: "signature_malformed", Message: "the URL's signature parameters are malformed"}
 )
 
-// Verify checks the signature query q of path at now and returns the user
-// the URL was made for ("" for anonymous). The MAC is checked before the
-// expiry, so an altered expiry reads as a bad signature.
-func (s *URLSigner) Verify(path string, q url.Values, now time.Time) (strata.ID, error) {
-	for _, k := range sigQueryParams {
-		if len(q[k]) > 1 {
-			return "", errSigMalform
+// sigParams are the signature parameters of a query.
+type sigParams struct {
+	exp, user, kid, sig string
+}
+
+// parseSigQuery reads exp, u, kid and sig from a raw query without
+// building a map (other parameters are ignored); a repeated one, or one
+// whose escaping is broken, is malformed.
+func parseSigQuery(raw string) (sigParams, error) {
+	var p sigParams
+	var seen uint8
+	for raw != "" {
+		var kv string
+		kv, raw, _ = strings.Cut(raw, "&")
+		k, v, _ := strings.Cut(kv, "=")
+		var dst *string
+		var bit uint8
+		switch k {
+		case "exp":
+			dst, bit = &p.exp, 1
+		case "u":
+			dst, bit = &p.user, 2
+		case "kid":
+			dst, bit = &p.kid, 4
+		case "sig":
+			dst, bit = &p.sig, 8
+		default:
+			continue
 		}
+		if seen&bit != 0 {
+			return p, errSigMalform
+		}
+		seen |= bit
+		if strings.ContainsAny(v, "%+") {
+			uv, err := url.QueryUnescape(v)
+			if err != nil {
+				return p, errSigMalform
+			}
+			v = uv
+		}
+		*dst = v
 	}
-	expS, user, kid, sig := q.Get("exp"), q.Get("u"), q.Get("kid"), q.Get("sig")
-	if expS == "" || kid == "" || sig == "" {
+	return p, nil
+}
+
+// Verify checks the signature query q of path at now; see VerifyQuery.
+func (s *URLSigner) Verify(path string, q url.Values, now time.Time) (strata.ID, error) {
+	p, err := paramsOf(q)
+	if err != nil {
+		return "", err
+	}
+	return s.verify(path, p, now)
+}
+
+// VerifyQuery checks the raw signature query of path at now and returns
+// the user the URL was made for ("" for anonymous). The MAC is checked
+// before the expiry, so an altered expiry reads as a bad signature.
+func (s *URLSigner) VerifyQuery(path, rawQuery string, now time.Time) (strata.ID, error) {
+	p, err := parseSigQuery(rawQuery)
+	if err != nil {
+		return "", err
+	}
+	return s.verify(path, p, now)
+}
+
+func (s *URLSigner) verify(path string, p sigParams, now time.Time) (strata.ID, error) {
+	if p.exp == "" || p.kid == "" || p.sig == "" {
 		return "", errSigMissing
 	}
-	secret, ok := s.byID[kid]
-	if !ok {
-		return "", errSigKey
+	if err := s.check(p, expiringTag, path, p.exp, p.user); err != nil {
+		return "", err
 	}
-	if !hmac.Equal([]byte(sig), []byte(mac(secret, expiringTag, path, expS, user))) {
-		return "", errSigInvalid
-	}
-	exp, err := strconv.ParseInt(expS, 10, 64)
+	exp, err := strconv.ParseInt(p.exp, 10, 64)
 	if err != nil {
 		return "", errSigMalform // signed, yet not a number: not ours
 	}
 	if now.Unix() >= exp {
 		return "", errSigExpired
 	}
-	return strata.ID(user), nil
+	return strata.ID(p.user), nil
 }
 
-// mac is the signature of (path, expiry, user), each field on its own line
-// after a version tag, so no field can run into the next.
-func mac(secret []byte, tag, path, exp, user string) string {
-	m := hmac.New(sha256.New, secret)
-	m.Write([]byte(tag + "\n"))
-	m.Write([]byte(path))
-	m.Write([]byte{'\n'})
-	m.Write([]byte(exp))
-	m.Write([]byte{'\n'})
-	m.Write([]byte(user))
-	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+// VerifyPublic checks a query made by SignPublic.
+func (s *URLSigner) VerifyPublic(path string, q url.Values) error {
+	p, err := paramsOf(q)
+	if err != nil {
+		return err
+	}
+	return s.verifyPublic(path, p)
 }
+
+// VerifyPublicQuery checks a raw query made by SignPublic.
+func (s *URLSigner) VerifyPublicQuery(path, rawQuery string) error {
+	p, err := parseSigQuery(rawQuery)
+	if err != nil {
+		return err
+	}
+	return s.verifyPublic(path, p)
+}
+
+func (s *URLSigner) verifyPublic(path string, p sigParams) error {
+	if p.kid == "" || p.sig == "" {
+		return errSigMissing
+	}
+	return s.check(p, publicTag, path, "", "")
+}
+
+// check compares p.sig with the MAC of the fields under p.kid, in
+// constant time.
+func (s *URLSigner) check(p sigParams, tag, path, exp, user string) error {
+	k, ok := s.byID[p.kid]
+	if !ok {
+		return errSigKey
+	}
+	var got [sha256.Size]byte
+	if base64.RawURLEncoding.DecodedLen(len(p.sig)) != len(got) {
+		return errSigInvalid
+	}
+	if _, err := base64.RawURLEncoding.Decode(got[:], []byte(p.sig)); err != nil {
+		return errSigInvalid
+	}
+	var want [sha256.Size]byte
+	k.mac(want[:0], tag, path, exp, user)
+	if !hmac.Equal(got[:], want[:]) {
+		return errSigInvalid
+	}
+	return nil
+}
+
+func paramsOf(q url.Values) (sigParams, error) {
+	for _, k := range []string{"exp", "u", "kid", "sig"} {
+		if len(q[k]) > 1 {
+			return sigParams{}, errSigMalform
+		}
+	}
+	return sigParams{exp: q.Get("exp"), user: q.Get("u"), kid: q.Get("kid"), sig: q.Get("sig")}, nil
+}
+
+// mac appends to dst the MAC of (path, expiry, user), each field on its
+// own line after a version tag, so no field can run into the next.
+func (k *keyState) mac(dst []byte, tag, path, exp, user string) []byte {
+	m := k.pool.Get().(hash.Hash)
+	m.Reset()
+	io.WriteString(m, tag)
+	m.Write(newline)
+	io.WriteString(m, path)
+	m.Write(newline)
+	io.WriteString(m, exp)
+	m.Write(newline)
+	io.WriteString(m, user)
+	dst = m.Sum(dst)
+	k.pool.Put(m)
+	return dst
+}
+
+var newline = []byte{'\n'}
