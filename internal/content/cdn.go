@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -88,6 +89,17 @@ func (c *cdnCache) forget(ns, sha string) {
 	}
 }
 
+// localFiles is a blob store on a local folder (*blob.Store over fileblob
+// is), whose objects can be opened as files.
+type localFiles interface {
+	Local() bool
+	File(sha string) (*os.File, error)
+}
+
+// localObjectMax is the largest object of a local folder kept in memory;
+// larger ones are sent from their file.
+const localObjectMax = 64 << 10
+
 // loadTimeout bounds one cache fill, which outlives the request that
 // started it (others may be waiting for it).
 const loadTimeout = 30 * time.Second
@@ -105,7 +117,13 @@ func (c *cdnCache) object(ctx context.Context, store Blobs, ns, sha string) (*cd
 			return nil, err
 		}
 		attrs := blob.Attributes{SHA256: sha, Size: o.Size, ContentType: o.ContentType, ModTime: o.ModTime}
-		if c.c == nil || attrs.Size > c.objectMax {
+		max := c.objectMax
+		if lf, ok := store.(localFiles); ok && lf.Local() {
+			// A folder's files go out by sendfile(2), cheaper than a copy
+			// from memory once they are more than a few pages.
+			max = min(max, localObjectMax)
+		}
+		if c.c == nil || attrs.Size > max {
 			return newCDNObject(attrs, nil), nil
 		}
 		rc, _, err := store.Open(ctx, sha)
@@ -246,9 +264,23 @@ func handleCDN(s *Service, resolve func(*http.Request) (cdnRequest, error)) http
 			return
 		}
 		var rs io.ReadSeeker
-		if obj.data != nil {
+		var f *os.File
+		if lf, ok := cr.store.(localFiles); ok && obj.data == nil && lf.Local() {
+			f, err = lf.File(cr.sha)
+			if err != nil && !errors.Is(err, blob.ErrNotLocal) {
+				s.cdnCache.forget(cr.ns, cr.sha)
+				cdnError(w, r, err)
+				return
+			}
+		}
+		switch {
+		case f != nil:
+			// net/http sends it with sendfile(2) through ReadFrom.
+			defer f.Close()
+			rs = f
+		case obj.data != nil:
 			rs = bytes.NewReader(obj.data)
-		} else {
+		default:
 			// Large objects stream from storage, never whole in memory.
 			// Should the object have vanished since it was described, the
 			// answer is cut short and the description dropped, so the next

@@ -177,6 +177,35 @@ type Attributes struct {
 // ETag returns the object's strong entity tag, its quoted digest.
 func (a Attributes) ETag() string { return `"` + a.SHA256 + `"` }
 
+// Local reports whether the store is a local folder, whose objects File
+// opens.
+func (s *Store) Local() bool { return s.dir != "" }
+
+// ErrNotLocal is returned by File for a store that is not a folder.
+var ErrNotLocal = errors.New("blob store is not a local folder")
+
+// File opens the file holding the object with digest sha, when the store
+// is a local folder (ErrNotLocal otherwise), so that it can be sent with
+// sendfile(2). The caller must close it. Errors: ErrNotLocal, invalid,
+// not_found, unavailable.
+func (s *Store) File(sha string) (*os.File, error) {
+	if s.dir == "" {
+		return nil, ErrNotLocal
+	}
+	key, err := s.key(sha)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(filepath.Join(s.dir, filepath.FromSlash(key)))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, &strata.Error{Code: strata.CodeNotFound, Reason: "blob_not_found", Message: "no such object"}
+	}
+	if err != nil {
+		return nil, &strata.Error{Code: strata.CodeUnavailable, Reason: "blob_unavailable", Message: "blob storage is unavailable", Err: err}
+	}
+	return f, nil
+}
+
 // Stat describes the object with digest sha. Errors: invalid, not_found,
 // unavailable.
 func (s *Store) Stat(ctx context.Context, sha string) (Object, error) {

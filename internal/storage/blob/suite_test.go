@@ -48,6 +48,7 @@ func runSuite(t *testing.T, open opener) {
 		{"Pings", testPings},
 		{"SeparatesNamespaces", testSeparatesNamespaces},
 		{"SweepsUnreferenced", testSweepsUnreferenced},
+		{"OpensLocalFiles", testOpensLocalFiles},
 		{"PartsRoundTrip", testPartsRoundTrip},
 		{"PartsFailingBody", testPartsFailingBody},
 		{"PartsDelete", testPartsDelete},
@@ -492,4 +493,24 @@ func perSHA(fn func(sha string) (bool, error)) blob.Referenced {
 		}
 		return refs, nil
 	}
+}
+
+func testOpensLocalFiles(t *testing.T, s *blob.Store) {
+	data := randomBytes(3000, 6)
+	o := put(t, s, data, blob.PutOptions{})
+	f, err := s.File(o.SHA256)
+	if !s.Local() {
+		require.ErrorIs(t, err, blob.ErrNotLocal)
+		return
+	}
+	require.NoError(t, err)
+	got, err := io.ReadAll(f)
+	f.Close()
+	require.NoError(t, err)
+	require.Equal(t, data, got)
+	ns := s.Namespace("previews")
+	_, err = ns.File(o.SHA256)
+	require.Equal(t, strata.CodeNotFound, strata.ErrorCode(err), "namespaces stay apart")
+	_, err = s.File("../../etc/passwd")
+	require.Equal(t, strata.CodeInvalid, strata.ErrorCode(err))
 }
