@@ -133,11 +133,13 @@ func (s *Service) Download(ctx context.Context, id strata.ID, variant string) (*
 	if err := s.mayDownload(ctx, it); err != nil {
 		return nil, err
 	}
-	a := it.Asset
-	if a == nil || a.Status != AssetReady {
+	// The ready file, or while a replacement is processed (or after it
+	// failed) the last ready one: buyers keep what they bought.
+	a := it.Asset.served()
+	if a == nil {
 		return nil, errNotReady
 	}
-	path := OriginalPath(a.SHA256, downloadName(it))
+	path := OriginalPath(a.SHA256, downloadName(it.ID, a))
 	if variant == VariantThumbnail {
 		if a.ThumbnailSHA256 == "" {
 			return nil, errNoVariant
@@ -184,11 +186,11 @@ func (s *Service) mayDownload(ctx context.Context, it *Item) error {
 
 // downloadName is the file name a download suggests: the uploader's, or
 // the item id with an extension for the media type.
-func downloadName(it *Item) string {
-	if it.Asset.Filename != "" {
-		return it.Asset.Filename
+func downloadName(id strata.ID, f *LiveFile) string {
+	if f.Filename != "" {
+		return f.Filename
 	}
-	return string(it.ID) + extensions[it.Asset.MediaType]
+	return string(id) + extensions[f.MediaType]
 }
 
 var extensions = map[string]string{
@@ -223,8 +225,8 @@ func PreviewPath(sha string) string { return cdnPreviews + sha + ".jpg" }
 // previewURL is the URL of the preview anyone may see: the thumbnail of a
 // free item, the blurred preview of a paid one; "" when there is none.
 func (s *Service) previewURL(it *Item) string {
-	a := it.Asset
-	if a == nil || a.Status != AssetReady {
+	a := it.Asset.served()
+	if a == nil {
 		return ""
 	}
 	sha := a.PreviewSHA256

@@ -599,3 +599,61 @@ func (h *harness) putFile(u user, id, query, disposition, data string) response 
 	h.handler.ServeHTTP(rec, req)
 	return response{status: rec.Code, header: rec.Header(), body: rec.Body.Bytes()}
 }
+
+func TestDownloadServesTheLastReadyFile(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	creator := h.newUser(strata.RoleCreator, testShards[0])
+	buyer := h.newUser(strata.RoleBuyer, testShards[2])
+	first := pngFile(t, 40, 30)
+	it := h.readyItem(creator, 250, "v1.png", first, true)
+	h.ents.grant(buyer.id, strata.ID(it.ID))
+	download := func() string {
+		t.Helper()
+		r := h.fetch(user{}, "GET", h.downloadURL(buyer, it.ID), nil)
+		require.Equal(t, http.StatusOK, r.status, "body: %s", r.body)
+		return string(r.body)
+	}
+	preview := func() string {
+		r := h.do(buyer, "GET", "/v1/items/"+it.ID, nil)
+		require.Equal(t, http.StatusOK, r.status)
+		p, _ := r.json(t)["asset"].(map[string]any)["preview_url"].(string)
+		return p
+	}
+	require.Equal(t, first, download())
+	firstPreview := preview()
+	require.NotEmpty(t, firstPreview)
+
+	// A replacement is processing: buyers still get the first file, and
+	// the sweep keeps it.
+	broken := bombPNG(100_000, 100_000)
+	r := h.do(creator, "PUT", "/v1/items/"+it.ID+"/file?filename=v2.png", broken)
+	require.Equal(t, http.StatusAccepted, r.status, "body: %s", r.body)
+	require.Equal(t, first, download())
+	require.Equal(t, firstPreview, preview())
+	h.ageBlobs(time.Now().Add(-2 * content.BlobGrace))
+	_, err := h.svc.Cleanup(ctx)
+	require.NoError(t, err)
+	require.Equal(t, first, download(), "the served file survives the sweep")
+
+	// The replacement fails: still the first file.
+	rows := h.events(it.ID, content.SubjectAssetUploaded)
+	require.NoError(t, h.process(rows[len(rows)-1]))
+	require.Equal(t, "failed", h.asset(creator, it.ID)["status"])
+	require.Equal(t, first, download())
+
+	// A good replacement takes over once ready.
+	second := pngFile(t, 50, 20)
+	r = h.do(creator, "PUT", "/v1/items/"+it.ID+"/file?filename=v3.png", second)
+	require.Equal(t, http.StatusAccepted, r.status, "body: %s", r.body)
+	rows = h.events(it.ID, content.SubjectAssetUploaded)
+	require.NoError(t, h.process(rows[len(rows)-1]))
+	require.Equal(t, second, download())
+	require.NotEqual(t, firstPreview, preview())
+
+	// An item that never had a ready file has nothing to serve.
+	fresh := h.create(creator, itemBody("fresh", 0))
+	h.upload(creator, fresh.ID, pdfFile(100, 77))
+	r = h.do(creator, "GET", "/v1/items/"+fresh.ID+"/download", nil)
+	require.Equal(t, http.StatusConflict, r.status)
+}

@@ -87,8 +87,43 @@ type Asset struct {
 	// and a small blurred preview for paid items; "" until made.
 	ThumbnailSHA256 string
 	PreviewSHA256   string
-	CreatedAt       time.Time
-	UpdatedAt       time.Time
+	// Live is the last ready version of the file: downloads and previews
+	// serve it while a replacement is processed or after one failed, so
+	// buyers never lose access to what they bought. Nil before the first
+	// file is ready (and on rows older than the column: then a ready
+	// asset serves itself).
+	Live      *LiveFile
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// LiveFile is the served version of an asset's file.
+type LiveFile struct {
+	SHA256          string
+	Size            int64
+	MediaType       string
+	Filename        string
+	ThumbnailSHA256 string
+	PreviewSHA256   string
+}
+
+// served returns the version of the file that downloads serve: the asset
+// itself when ready, else its last ready version; nil when there is none.
+func (a *Asset) served() *LiveFile {
+	switch {
+	case a == nil:
+		return nil
+	case a.Status == AssetReady:
+		return a.live()
+	default:
+		return a.Live
+	}
+}
+
+// live describes the asset itself as a served version.
+func (a *Asset) live() *LiveFile {
+	return &LiveFile{SHA256: a.SHA256, Size: a.Size, MediaType: a.MediaType, Filename: a.Filename,
+		ThumbnailSHA256: a.ThumbnailSHA256, PreviewSHA256: a.PreviewSHA256}
 }
 
 // Entitlements tells whether a user holds the right to an item (bought it).

@@ -109,6 +109,8 @@ func (p AssetProcessor) Handle(ctx context.Context, m queue.Message) error {
 	if reason != "" {
 		a.Status, a.Width, a.Height, subject = AssetFailed, 0, 0, SubjectAssetFailed
 		a.ThumbnailSHA256, a.PreviewSHA256 = "", ""
+	} else {
+		a.Live = a.live() // the version downloads serve from now on
 	}
 	shard, _ := ev.ItemID.Shard()
 	err = p.Store.Tx(ctx, shard, func(tx Tx) error {

@@ -154,6 +154,8 @@ func (s *Service) queueAsset(ctx context.Context, id strata.ID, next func(cur *A
 		if it.Asset != nil && it.Asset.Status == AssetProcessing && it.Asset.SHA256 == a.SHA256 && it.Asset.Filename == a.Filename {
 			return false, nil // already queued
 		}
+		// Whatever was served stays served until the new file is ready.
+		a.Live = it.Asset.served()
 		if err := tx.PutAsset(ctx, id, a); err != nil {
 			return false, err
 		}

@@ -60,7 +60,8 @@ func (s *Store) Ping(ctx context.Context) error { return s.router.Ping(ctx) }
 const itemColumns = `i.id, i.creator_id, i.title, i.description, i.price_amount, i.price_currency, i.tags,
 	i.status, i.version, i.created_at, i.updated_at, i.deleted_at,
 	a.status, a.sha256, a.size, a.media_type, a.width, a.height, a.failure_reason, a.filename, a.thumbnail_sha256,
-	a.preview_sha256, a.created_at, a.updated_at`
+	a.preview_sha256, a.live_sha256, a.live_size, a.live_media_type, a.live_filename, a.live_thumbnail_sha256,
+	a.live_preview_sha256, a.created_at, a.updated_at`
 
 const itemFrom = " FROM content_items i LEFT JOIN content_assets a ON a.item_id = i.id"
 
@@ -70,10 +71,13 @@ func scanItem(row interface{ Scan(...any) error }) (*content.Item, error) {
 	var created, updated int64
 	var deleted sql.NullInt64
 	var aStatus, aSHA, aType, aReason, aName, aThumb, aPreview sql.NullString
+	var lSHA, lType, lName, lThumb, lPreview sql.NullString
+	var lSize sql.NullInt64
 	var aSize, aWidth, aHeight, aCreated, aUpdated sql.NullInt64
 	if err := row.Scan(&it.ID, &it.CreatorID, &it.Title, &it.Description, &it.Price.Amount, &it.Price.Currency, &tags,
 		&status, &it.Version, &created, &updated, &deleted,
 		&aStatus, &aSHA, &aSize, &aType, &aWidth, &aHeight, &aReason, &aName, &aThumb, &aPreview,
+		&lSHA, &lSize, &lType, &lName, &lThumb, &lPreview,
 		&aCreated, &aUpdated); err != nil {
 		return nil, sqldb.Translate(err)
 	}
@@ -89,6 +93,10 @@ func scanItem(row interface{ Scan(...any) error }) (*content.Item, error) {
 			Width: int(aWidth.Int64), Height: int(aHeight.Int64), FailureReason: aReason.String,
 			Filename: aName.String, ThumbnailSHA256: aThumb.String, PreviewSHA256: aPreview.String,
 			CreatedAt: sqldb.FromMillis(aCreated.Int64), UpdatedAt: sqldb.FromMillis(aUpdated.Int64),
+		}
+		if lSHA.String != "" {
+			it.Asset.Live = &content.LiveFile{SHA256: lSHA.String, Size: lSize.Int64, MediaType: lType.String,
+				Filename: lName.String, ThumbnailSHA256: lThumb.String, PreviewSHA256: lPreview.String}
 		}
 	}
 	return &it, nil
@@ -203,10 +211,13 @@ func (s *Store) BlobsReferenced(ctx context.Context, shas []string, preview bool
 		args[i], marks[i] = sha, fmt.Sprintf("$%d", i+1)
 	}
 	in := "(" + strings.Join(marks, ", ") + ")"
-	q := "SELECT sha256 FROM content_assets WHERE sha256 IN " + in
+	q := "SELECT sha256 FROM content_assets WHERE sha256 IN " + in +
+		" UNION SELECT live_sha256 FROM content_assets WHERE live_sha256 IN " + in
 	if preview {
 		q = "SELECT thumbnail_sha256 FROM content_assets WHERE thumbnail_sha256 IN " + in +
-			" UNION SELECT preview_sha256 FROM content_assets WHERE preview_sha256 IN " + in
+			" UNION SELECT preview_sha256 FROM content_assets WHERE preview_sha256 IN " + in +
+			" UNION SELECT live_thumbnail_sha256 FROM content_assets WHERE live_thumbnail_sha256 IN " + in +
+			" UNION SELECT live_preview_sha256 FROM content_assets WHERE live_preview_sha256 IN " + in
 	}
 	// The primary, not a reader: a reference just written must be seen.
 	found, err := sqldb.Gather(ctx, s.router.DBs(), func(ctx context.Context, db *sqldb.DB) ([]string, error) {

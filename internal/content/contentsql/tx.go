@@ -101,6 +101,10 @@ func (t *txStore) PutAsset(ctx context.Context, item strata.ID, a content.Asset)
 	if err != nil {
 		return fmt.Errorf("read item %s: %w", item, sqldb.Translate(err))
 	}
+	var l content.LiveFile
+	if a.Live != nil {
+		l = *a.Live
+	}
 	now := t.clock.Now()
 	created := a.CreatedAt
 	if created.IsZero() {
@@ -108,12 +112,16 @@ func (t *txStore) PutAsset(ctx context.Context, item strata.ID, a content.Asset)
 	}
 	_, err = t.exec(ctx, "put asset",
 		`INSERT INTO content_assets (item_id, status, sha256, size, media_type, width, height, failure_reason, filename,
-		   thumbnail_sha256, preview_sha256, created_at, updated_at)
-		 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+		   thumbnail_sha256, preview_sha256, live_sha256, live_size, live_media_type, live_filename,
+		   live_thumbnail_sha256, live_preview_sha256, created_at, updated_at)
+		 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
 		 ON CONFLICT (item_id) DO UPDATE SET status = $2, sha256 = $3, size = $4, media_type = $5, width = $6,
-		   height = $7, failure_reason = $8, filename = $9, thumbnail_sha256 = $10, preview_sha256 = $11, updated_at = $13`,
+		   height = $7, failure_reason = $8, filename = $9, thumbnail_sha256 = $10, preview_sha256 = $11,
+		   live_sha256 = $12, live_size = $13, live_media_type = $14, live_filename = $15,
+		   live_thumbnail_sha256 = $16, live_preview_sha256 = $17, updated_at = $19`,
 		item, string(a.Status), a.SHA256, a.Size, a.MediaType, a.Width, a.Height, a.FailureReason, a.Filename,
-		a.ThumbnailSHA256, a.PreviewSHA256, sqldb.Millis(created), sqldb.Millis(now))
+		a.ThumbnailSHA256, a.PreviewSHA256, l.SHA256, l.Size, l.MediaType, l.Filename, l.ThumbnailSHA256, l.PreviewSHA256,
+		sqldb.Millis(created), sqldb.Millis(now))
 	return err
 }
 
