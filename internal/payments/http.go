@@ -1,0 +1,139 @@
+package payments
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/stratadev/strata"
+	"github.com/stratadev/strata/internal/httpx"
+)
+
+// maxBody bounds every payments request body.
+const maxBody = 16 << 10
+
+// Page sizes of the lists.
+const (
+	DefaultPageSize = 20
+	MaxPageSize     = 100
+)
+
+// Routes registers the payments routes on mux; every route needs a bearer
+// token that verifier accepts. wrapPost wraps the mutating routes (the
+// Idempotency-Key middleware in cmd/strata); nil means none.
+func Routes(mux *httpx.Mux, s *Service, verifier httpx.TokenVerifier, wrapPost func(http.Handler) http.Handler) {
+	if wrapPost == nil {
+		wrapPost = func(h http.Handler) http.Handler { return h }
+	}
+	user := func(h http.Handler) http.Handler { return httpx.Chain(h, httpx.Authenticate(verifier), httpx.RequireAuth()) }
+	mux.Handle("POST /v1/purchases", user(wrapPost(handleBuy(s))))
+	mux.Handle("GET /v1/purchases", user(handlePurchases(s)))
+	mux.Handle("GET /v1/wallet", user(handleWallet(s)))
+}
+
+type purchaseJSON struct {
+	ID         strata.ID    `json:"id"`
+	BuyerID    strata.ID    `json:"buyer_id"`
+	ItemID     strata.ID    `json:"item_id"`
+	CreatorID  strata.ID    `json:"creator_id"`
+	Price      strata.Money `json:"price"`
+	Fee        strata.Money `json:"fee"`
+	Status     string       `json:"status"`
+	CreatedAt  string       `json:"created_at"`
+	RefundedAt string       `json:"refunded_at,omitempty"`
+}
+
+func toPurchaseJSON(p *Purchase) purchaseJSON {
+	j := purchaseJSON{ID: p.ID, BuyerID: p.BuyerID, ItemID: p.ItemID, CreatorID: p.CreatorID, Price: p.Price,
+		Fee: strata.Money{Amount: p.Fee, Currency: p.Price.Currency}, Status: string(p.Status), CreatedAt: formatTime(p.CreatedAt)}
+	if !p.RefundedAt.IsZero() {
+		j.RefundedAt = formatTime(p.RefundedAt)
+	}
+	return j
+}
+
+func formatTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z07:00") }
+
+type buyRequest struct {
+	ItemID strata.ID `json:"item_id"`
+}
+
+func handleBuy(s *Service) http.Handler {
+	return httpx.JSONHandler(http.StatusCreated, maxBody, func(ctx context.Context, req buyRequest) (any, error) {
+		if req.ItemID == "" {
+			return nil, strata.Invalid("item_id", "is required")
+		}
+		p, err := s.Buy(ctx, req.ItemID)
+		if err != nil {
+			return nil, err
+		}
+		return toPurchaseJSON(p), nil
+	})
+}
+
+// subject is the user a read is about: ?user= for admins, else the caller.
+func subject(r *http.Request) strata.ID {
+	if u := r.URL.Query().Get("user"); u != "" {
+		return strata.ID(u)
+	}
+	if p := strata.PrincipalFrom(r.Context()); p != nil {
+		return p.UserID
+	}
+	return ""
+}
+
+func handleWallet(s *Service) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		wl, err := s.WalletOf(r.Context(), subject(r))
+		if err != nil {
+			httpx.WriteError(w, r, err)
+			return
+		}
+		httpx.WriteJSON(w, http.StatusOK, struct {
+			Balances []strata.Money `json:"balances"`
+			Earnings []strata.Money `json:"earnings"`
+		}{wl.Balances, wl.Earnings})
+	})
+}
+
+// pageParams reads cursor and limit.
+func pageParams(r *http.Request) (strata.ID, int, error) {
+	q := r.URL.Query()
+	limit := DefaultPageSize
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > MaxPageSize {
+			return "", 0, strata.Invalid("limit", "must be an integer from 1 to 100")
+		}
+		limit = n
+	}
+	return strata.ID(q.Get("cursor")), limit, nil
+}
+
+func handlePurchases(s *Service) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		cursor, limit, err := pageParams(r)
+		if err != nil {
+			httpx.WriteError(w, r, err)
+			return
+		}
+		ps, err := s.PurchasesOf(r.Context(), subject(r), cursor, limit+1)
+		if err != nil {
+			httpx.WriteError(w, r, err)
+			return
+		}
+		page := struct {
+			Purchases  []purchaseJSON `json:"purchases"`
+			NextCursor strata.ID      `json:"next_cursor,omitempty"`
+		}{Purchases: []purchaseJSON{}}
+		if len(ps) > limit {
+			ps = ps[:limit]
+			page.NextCursor = ps[limit-1].ID
+		}
+		for i := range ps {
+			page.Purchases = append(page.Purchases, toPurchaseJSON(&ps[i]))
+		}
+		httpx.WriteJSON(w, http.StatusOK, page)
+	})
+}

@@ -1,0 +1,297 @@
+// Package paymentssql stores the payments module's ledger in SQL databases
+// through the shard router: portable SQL that runs on SQLite and
+// PostgreSQL.
+package paymentssql
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math"
+	"time"
+
+	"github.com/stratadev/strata"
+	"github.com/stratadev/strata/internal/payments"
+	"github.com/stratadev/strata/internal/queue"
+	"github.com/stratadev/strata/internal/storage/sqldb"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Migrations returns the module's goose migrations.
+func Migrations() fs.FS { return sqldb.MigrationsDir(migrations) }
+
+// Migrate applies payments' migrations to every database of r.
+func Migrate(ctx context.Context, r *sqldb.Router) error {
+	return sqldb.MigrateAll(ctx, r, "payments", Migrations())
+}
+
+// Store implements payments.Store on a shard router.
+type Store struct {
+	router *sqldb.Router
+	clock  strata.Clock
+}
+
+var _ payments.Store = (*Store)(nil)
+
+// New returns a Store over r.
+func New(r *sqldb.Router, clock strata.Clock) *Store { return &Store{router: r, clock: clock} }
+
+var errNotFound = &strata.Error{Code: strata.CodeNotFound, Reason: "not_found", Message: "not found"}
+
+// Tx runs fn in a transaction on the database of shard.
+func (s *Store) Tx(ctx context.Context, shard int, fn func(payments.Tx) error) error {
+	if shard < 0 || shard >= s.router.NumShards() {
+		return errNotFound
+	}
+	db := s.router.Shard(shard)
+	return db.Tx(ctx, func(tx *sql.Tx) error {
+		return fn(&txStore{tx: tx, shard: shard, clock: s.clock, forUpdate: db.ForUpdate()})
+	})
+}
+
+// SameDatabase reports whether shards a and b share a database.
+func (s *Store) SameDatabase(a, b int) bool {
+	n := s.router.NumShards()
+	return a >= 0 && b >= 0 && a < n && b < n && s.router.Shard(a) == s.router.Shard(b)
+}
+
+// Ping checks every database.
+func (s *Store) Ping(ctx context.Context) error { return s.router.Ping(ctx) }
+
+// Entitled reads from the writer (the primary), so a purchase is seen by
+// the very next request.
+func (s *Store) Entitled(ctx context.Context, user, item strata.ID) (bool, error) {
+	db, err := s.router.ForID(user)
+	if err != nil {
+		return false, nil
+	}
+	var one int
+	err = db.Writer().QueryRowContext(ctx,
+		"SELECT 1 FROM payments_entitlements WHERE user_id = $1 AND item_id = $2", user, item).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("read entitlement: %w", sqldb.Translate(err))
+	}
+	return true, nil
+}
+
+// AccountsOf reads a user's wallet and earnings accounts from the
+// primary of the user's database.
+func (s *Store) AccountsOf(ctx context.Context, user strata.ID) ([]payments.Account, error) {
+	db, err := s.router.ForID(user)
+	if err != nil {
+		return nil, errNotFound
+	}
+	rows, err := db.Writer().QueryContext(ctx,
+		"SELECT "+accountColumns+" FROM payments_accounts WHERE owner_id = $1 AND kind IN ('wallet', 'earnings') ORDER BY kind, currency", user)
+	if err != nil {
+		return nil, fmt.Errorf("read accounts: %w", sqldb.Translate(err))
+	}
+	defer rows.Close()
+	var out []payments.Account
+	for rows.Next() {
+		a, err := scanAccount(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *a)
+	}
+	return out, sqldb.Translate(rows.Err())
+}
+
+const accountColumns = "id, shard, kind, owner_id, currency, balance, version"
+
+func scanAccount(row interface{ Scan(...any) error }) (*payments.Account, error) {
+	var a payments.Account
+	var kind, owner string
+	if err := row.Scan(&a.ID, &a.Key.Shard, &kind, &owner, &a.Key.Currency, &a.Balance, &a.Version); err != nil {
+		return nil, fmt.Errorf("read account: %w", sqldb.Translate(err))
+	}
+	a.Key.Kind, a.Key.Owner = payments.AccountKind(kind), strata.ID(owner)
+	return &a, nil
+}
+
+const purchaseColumns = `id, buyer_id, item_id, creator_id, price_amount, currency, fee_amount, status,
+	transfer_id, fee_transfer_id, created_at, refunded_at`
+
+func scanPurchase(row interface{ Scan(...any) error }) (*payments.Purchase, error) {
+	var p payments.Purchase
+	var status string
+	var created int64
+	var refunded sql.NullInt64
+	if err := row.Scan(&p.ID, &p.BuyerID, &p.ItemID, &p.CreatorID, &p.Price.Amount, &p.Price.Currency, &p.Fee, &status,
+		&p.TransferID, &p.FeeTransferID, &created, &refunded); err != nil {
+		return nil, sqldb.Translate(err)
+	}
+	p.Status = payments.PurchaseStatus(status)
+	p.CreatedAt = sqldb.FromMillis(created)
+	p.RefundedAt = sqldb.FromNullMillis(refunded)
+	return &p, nil
+}
+
+// Purchases reads a buyer's purchases, newest first.
+func (s *Store) Purchases(ctx context.Context, buyer, before strata.ID, limit int) ([]payments.Purchase, error) {
+	db, err := s.router.ForID(buyer)
+	if err != nil {
+		return nil, errNotFound
+	}
+	q := "SELECT " + purchaseColumns + " FROM payments_purchases WHERE buyer_id = $1"
+	args := []any{buyer}
+	if before != "" {
+		q += " AND id < $2"
+		args = append(args, before)
+	}
+	q += fmt.Sprintf(" ORDER BY id DESC LIMIT %d", limit)
+	rows, err := db.Writer().QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("read purchases: %w", sqldb.Translate(err))
+	}
+	defer rows.Close()
+	out := []payments.Purchase{}
+	for rows.Next() {
+		p, err := scanPurchase(rows)
+		if err != nil {
+			return nil, fmt.Errorf("read purchases: %w", err)
+		}
+		out = append(out, *p)
+	}
+	return out, sqldb.Translate(rows.Err())
+}
+
+// txStore implements payments.Tx on one transaction.
+type txStore struct {
+	tx        *sql.Tx
+	shard     int
+	clock     strata.Clock
+	forUpdate string
+}
+
+var _ payments.Tx = (*txStore)(nil)
+
+func (t *txStore) exec(ctx context.Context, action, q string, args ...any) (int64, error) {
+	res, err := t.tx.ExecContext(ctx, q, args...)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", action, sqldb.Translate(err))
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", action, err)
+	}
+	return n, nil
+}
+
+// Account gets or creates the account of key: an insert that does nothing
+// when the account exists, then a read.
+func (t *txStore) Account(ctx context.Context, key payments.AccountKey, now time.Time) (*payments.Account, error) {
+	id := strata.NewID("acc", key.Shard, now)
+	if _, err := t.exec(ctx, "create account",
+		`INSERT INTO payments_accounts (id, shard, kind, owner_id, currency, balance, version, created_at, updated_at)
+		 VALUES ($1, $2, $3, $4, $5, 0, 0, $6, $6) ON CONFLICT (kind, owner_id, currency, shard) DO NOTHING`,
+		id, key.Shard, string(key.Kind), key.Owner, key.Currency, sqldb.Millis(now)); err != nil {
+		return nil, err
+	}
+	return scanAccount(t.tx.QueryRowContext(ctx,
+		"SELECT "+accountColumns+" FROM payments_accounts WHERE kind = $1 AND owner_id = $2 AND currency = $3 AND shard = $4",
+		string(key.Kind), key.Owner, key.Currency, key.Shard))
+}
+
+// Apply is one conditional update: the guard and the bounds are checked
+// by the statement that writes, so concurrent spends cannot overdraw.
+func (t *txStore) Apply(ctx context.Context, id strata.ID, delta int64, allowNegative bool, now time.Time) error {
+	lo, hi := payments.BalanceBounds(delta)
+	// A debit needs balance >= -delta; a credit never makes a balance
+	// negative (it may shrink a recorded deficit). No expression here can
+	// overflow: the bounds are computed in Go.
+	need := int64(math.MinInt64)
+	if delta < 0 {
+		need = -delta
+	}
+	n, err := t.exec(ctx, "apply entry",
+		`UPDATE payments_accounts SET balance = balance + $1, version = version + 1, updated_at = $2
+		 WHERE id = $3 AND balance >= $4 AND balance <= $5
+		   AND (kind = 'external' OR $6 OR balance >= $7)`,
+		delta, sqldb.Millis(now), id, lo, hi, allowNegative, need)
+	if err != nil {
+		return err
+	}
+	if n == 1 {
+		return nil
+	}
+	var balance int64
+	if err := t.tx.QueryRowContext(ctx, "SELECT balance FROM payments_accounts WHERE id = $1", id).Scan(&balance); err != nil {
+		return fmt.Errorf("apply entry to %s: %w", id, sqldb.Translate(err))
+	}
+	if balance < lo || balance > hi {
+		return &strata.Error{Code: strata.CodeUnprocessable, Reason: "amount_overflow", Message: "the amount would overflow a balance"}
+	}
+	return &strata.Error{Code: strata.CodePaymentRequired, Reason: "insufficient_funds", Message: "the wallet does not hold enough money"}
+}
+
+// InsertTransfer writes the transfer row and its entries.
+func (t *txStore) InsertTransfer(ctx context.Context, tr *payments.Transfer) error {
+	_, err := t.tx.ExecContext(ctx,
+		`INSERT INTO payments_transfers (id, shard, type, currency, amount, intent_id, purchase_id, item_id, reverses_id, created_at)
+		 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+		tr.ID, tr.Shard, string(tr.Type), tr.Currency, tr.Amount, tr.IntentID, tr.PurchaseID, tr.ItemID, tr.ReversesID,
+		sqldb.Millis(tr.CreatedAt))
+	if sqldb.IsUniqueViolation(err) {
+		return &strata.Error{Code: strata.CodeConflict, Reason: "duplicate_transfer", Message: "this transfer was already made"}
+	}
+	if err != nil {
+		return fmt.Errorf("insert transfer: %w", sqldb.Translate(err))
+	}
+	for _, e := range tr.Entries {
+		if _, err := t.exec(ctx, "insert entry",
+			"INSERT INTO payments_entries (transfer_id, account_id, amount) VALUES ($1, $2, $3)",
+			tr.ID, e.Account, e.Amount); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (t *txStore) LivePurchase(ctx context.Context, buyer, item strata.ID) (*payments.Purchase, error) {
+	p, err := scanPurchase(t.tx.QueryRowContext(ctx, "SELECT "+purchaseColumns+
+		" FROM payments_purchases WHERE buyer_id = $1 AND item_id = $2 AND status = 'completed'"+t.forUpdate, buyer, item))
+	if err != nil {
+		return nil, fmt.Errorf("read purchase: %w", err)
+	}
+	return p, nil
+}
+
+func (t *txStore) InsertPurchase(ctx context.Context, p *payments.Purchase) error {
+	shard, _ := p.ID.Shard()
+	_, err := t.tx.ExecContext(ctx,
+		`INSERT INTO payments_purchases (id, shard, buyer_id, item_id, creator_id, price_amount, currency, fee_amount, status,
+		   transfer_id, fee_transfer_id, created_at)
+		 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+		p.ID, shard, p.BuyerID, p.ItemID, p.CreatorID, p.Price.Amount, p.Price.Currency, p.Fee, string(p.Status),
+		p.TransferID, p.FeeTransferID, sqldb.Millis(p.CreatedAt))
+	if sqldb.IsUniqueViolation(err) {
+		return &strata.Error{Code: strata.CodeConflict, Reason: "already_purchased", Message: "you already bought this item"}
+	}
+	if err != nil {
+		return fmt.Errorf("insert purchase: %w", sqldb.Translate(err))
+	}
+	return nil
+}
+
+func (t *txStore) GrantEntitlement(ctx context.Context, user, item, purchase strata.ID, now time.Time) error {
+	_, err := t.exec(ctx, "grant entitlement",
+		`INSERT INTO payments_entitlements (user_id, item_id, purchase_id, created_at) VALUES ($1, $2, $3, $4)
+		 ON CONFLICT (user_id, item_id) DO UPDATE SET purchase_id = $3, created_at = $4`,
+		user, item, purchase, sqldb.Millis(now))
+	return err
+}
+
+func (t *txStore) Outbox(ctx context.Context, ev queue.Event) error {
+	_, err := queue.WriteOutbox(ctx, t.tx, t.shard, ev, t.clock.Now())
+	return err
+}

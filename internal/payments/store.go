@@ -1,0 +1,57 @@
+package payments
+
+import (
+	"context"
+	"time"
+
+	"github.com/stratadev/strata"
+	"github.com/stratadev/strata/internal/queue"
+)
+
+// Store is the persistence payments needs. Methods return *strata.Error
+// code not_found as stated; anything else is internal or unavailable.
+type Store interface {
+	// Tx runs fn in one transaction on the database of logical shard.
+	Tx(ctx context.Context, shard int, fn func(Tx) error) error
+	// SameDatabase reports whether logical shards a and b live in one
+	// database, so that one transaction can span them.
+	SameDatabase(a, b int) bool
+	// Entitled reports whether user holds item, from the primary of the
+	// user's database (read-your-writes right after a purchase).
+	Entitled(ctx context.Context, user, item strata.ID) (bool, error)
+	// AccountsOf returns the wallet and earnings accounts of user.
+	AccountsOf(ctx context.Context, user strata.ID) ([]Account, error)
+	// Purchases returns buyer's purchases older than before ("" for the
+	// newest), newest first, at most limit.
+	Purchases(ctx context.Context, buyer, before strata.ID, limit int) ([]Purchase, error)
+	// Ping checks every database.
+	Ping(ctx context.Context) error
+}
+
+// Tx is the write side of Store, bound to one transaction on one database.
+type Tx interface {
+	// Account returns the account named by key, creating it (balance 0)
+	// on first use.
+	Account(ctx context.Context, key AccountKey, now time.Time) (*Account, error)
+	// Apply adds delta to the balance of account id and bumps its version,
+	// refusing with payment_required "insufficient_funds" when a guarded
+	// account (any but external, unless allowNegative) would go below
+	// zero, and unprocessable "amount_overflow" when the balance would
+	// overflow. The check and the write are one statement, so concurrent
+	// spends cannot overdraw.
+	Apply(ctx context.Context, id strata.ID, delta int64, allowNegative bool, now time.Time) error
+	// InsertTransfer records a transfer and its entries; conflict
+	// "duplicate_transfer" when a unique reference repeats (an intent
+	// credited twice, a transfer reversed twice).
+	InsertTransfer(ctx context.Context, t *Transfer) error
+	// LivePurchase returns buyer's completed purchase of item, locked;
+	// not_found when there is none.
+	LivePurchase(ctx context.Context, buyer, item strata.ID) (*Purchase, error)
+	// InsertPurchase records a purchase; conflict "already_purchased" when
+	// the buyer holds a completed purchase of the item.
+	InsertPurchase(ctx context.Context, p *Purchase) error
+	// GrantEntitlement records that user holds item through purchase.
+	GrantEntitlement(ctx context.Context, user, item, purchase strata.ID, now time.Time) error
+	// Outbox writes an event that the relay publishes after commit.
+	Outbox(ctx context.Context, ev queue.Event) error
+}
