@@ -26,7 +26,9 @@ func Routes(mux *httpx.Mux, s *Service, verifier httpx.TokenVerifier, wrapPost f
 	if wrapPost == nil {
 		wrapPost = func(h http.Handler) http.Handler { return h }
 	}
-	user := func(h http.Handler) http.Handler { return httpx.Chain(h, httpx.Authenticate(verifier), httpx.RequireAuth()) }
+	user := func(h http.Handler) http.Handler {
+		return httpx.Chain(h, httpx.Authenticate(verifier), httpx.RequireAuth())
+	}
 	mux.Handle("POST /v1/purchases", user(wrapPost(handleBuy(s))))
 	mux.Handle("GET /v1/purchases", user(handlePurchases(s)))
 	mux.Handle("GET /v1/wallet", user(handleWallet(s)))
