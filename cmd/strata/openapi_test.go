@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"flag"
+	"github.com/stratadev/strata/internal/content"
 	"io"
 	"log/slog"
 	"os"
@@ -51,9 +52,11 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	for _, r := range knownRoles {
 		all[r] = true
 	}
-	contentSvc, err := st.contentService(cfg.content, cfg.delivery, nil, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	discard := slog.New(slog.NewTextHandler(io.Discard, nil))
+	contentSvc, err := st.contentService(cfg.content, cfg.delivery, nil, content.NoEntitlements{}, discard, nil)
 	require.NoError(t, err)
-	served := newMux(all, observability.NewProbes(), observability.NewMetrics(), svc, contentSvc, false).Patterns()
+	paymentsSvc := st.paymentsService(cfg.payments, contentSvc, discard, nil)
+	served := newMux(all, observability.NewProbes(), observability.NewMetrics(), svc, contentSvc, paymentsSvc, false).Patterns()
 
 	slices.Sort(documented)
 	slices.Sort(served)

@@ -21,6 +21,7 @@ import (
 	"github.com/stratadev/strata/internal/httpx"
 	"github.com/stratadev/strata/internal/mail"
 	"github.com/stratadev/strata/internal/observability"
+	"github.com/stratadev/strata/internal/payments"
 	"github.com/stratadev/strata/internal/queue"
 	"github.com/stratadev/strata/internal/storage/blob"
 )
@@ -112,11 +113,13 @@ func serveCmd(ctx context.Context, s *settings, stdout, stderr io.Writer) error 
 	}
 	defer blobs.Close()
 	probes.AddReadinessCheck("blobs", blobs.Ping)
-	contentSvc, err := st.contentService(s.content, s.delivery, blobs, logger, notify)
+	var paymentsSvc *payments.Service
+	contentSvc, err := st.contentService(s.content, s.delivery, blobs, entitlementsOf{&paymentsSvc}, logger, notify)
 	if err != nil {
 		return err
 	}
-	mux := newMux(roles, probes, metrics, authSvc, contentSvc, s.trustProxy)
+	paymentsSvc = st.paymentsService(s.payments, contentSvc, logger, notify)
+	mux := newMux(roles, probes, metrics, authSvc, contentSvc, paymentsSvc, s.trustProxy)
 
 	var consumers []*queue.Consumer
 	if roles["worker"] {
@@ -232,7 +235,8 @@ func serveCmd(ctx context.Context, s *settings, stdout, stderr io.Writer) error 
 
 // newMux mounts the probes, the metrics and the routes of every module
 // whose role this instance runs.
-func newMux(roles map[string]bool, probes *observability.Probes, metrics *observability.Metrics, authSvc *auth.Service, contentSvc *content.Service, trustProxy bool) *httpx.Mux {
+func newMux(roles map[string]bool, probes *observability.Probes, metrics *observability.Metrics, authSvc *auth.Service,
+	contentSvc *content.Service, paymentsSvc *payments.Service, trustProxy bool) *httpx.Mux {
 	mux := httpx.NewMux()
 	mux.Wrap(metrics.InFlight)
 	mux.Handle("GET /healthz", probes.HealthzHandler())
@@ -243,6 +247,9 @@ func newMux(roles map[string]bool, probes *observability.Probes, metrics *observ
 	}
 	if roles["content"] {
 		content.Routes(mux, contentSvc, authSvc.Verifier())
+	}
+	if roles["payments"] {
+		payments.Routes(mux, paymentsSvc, authSvc.Verifier(), nil)
 	}
 	return mux
 }
@@ -307,7 +314,7 @@ func openQueue(ctx context.Context, s *settings, logger *slog.Logger) (*queueCon
 			qc.describe += " (in-process only)"
 		}
 	}
-	for _, sc := range []queue.StreamConfig{auth.StreamConfig(), content.StreamConfig()} {
+	for _, sc := range []queue.StreamConfig{auth.StreamConfig(), content.StreamConfig(), payments.StreamConfig()} {
 		if err := qc.client.EnsureStream(ctx, sc); err != nil {
 			qc.close()
 			return nil, err

@@ -16,6 +16,7 @@ import (
 	"github.com/stratadev/strata/internal/content"
 	"github.com/stratadev/strata/internal/mail"
 	"github.com/stratadev/strata/internal/observability"
+	"github.com/stratadev/strata/internal/payments"
 	"github.com/stratadev/strata/internal/storage/blob"
 )
 
@@ -45,6 +46,7 @@ type settings struct {
 	auth              auth.Config
 	content           content.Config
 	delivery          content.DeliveryConfig
+	payments          payments.Config
 	blob              blob.Config
 }
 
@@ -71,11 +73,12 @@ func (s *settings) registerFlags(fs *pflag.FlagSet) {
 	s.auth.RegisterFlags(fs)
 	s.content.RegisterFlags(fs)
 	s.delivery.RegisterFlags(fs)
+	s.payments.RegisterFlags(fs)
 	s.blob.RegisterFlags(fs)
 }
 
 // knownRoles are the roles this build can run.
-var knownRoles = []string{"auth", "content", "worker"}
+var knownRoles = []string{"auth", "content", "payments", "worker"}
 
 // roleSet expands --roles.
 func (s *settings) roleSet() map[string]bool {
@@ -145,6 +148,9 @@ func (s *settings) validate() error {
 		}
 	}
 	if err := s.argon2Params().Validate(); err != nil {
+		return err
+	}
+	if err := s.payments.Validate(); err != nil {
 		return err
 	}
 	if err := s.delivery.Validate(); err != nil {

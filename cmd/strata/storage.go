@@ -21,6 +21,8 @@ import (
 	"github.com/stratadev/strata/internal/auth/token"
 	"github.com/stratadev/strata/internal/content"
 	"github.com/stratadev/strata/internal/content/contentsql"
+	"github.com/stratadev/strata/internal/payments"
+	"github.com/stratadev/strata/internal/payments/paymentssql"
 	"github.com/stratadev/strata/internal/queue"
 	"github.com/stratadev/strata/internal/storage/blob"
 	"github.com/stratadev/strata/internal/storage/sqldb"
@@ -62,6 +64,10 @@ func openStorage(ctx context.Context, s *settings) (*storage, error) {
 	if err := authsql.Migrate(ctx, router); err != nil {
 		router.Close()
 		return nil, err
+	}
+	if err := paymentssql.Migrate(ctx, router); err != nil {
+		router.Close()
+		return nil, fmt.Errorf("migrate payments: %w", err)
 	}
 	if err := contentsql.Migrate(ctx, router); err != nil {
 		router.Close()
@@ -163,12 +169,39 @@ func writeNew(path string, b []byte) error {
 	return f.Close()
 }
 
+// paymentsService builds the payments module on this storage, pricing
+// items through content.
+func (st *storage) paymentsService(cfg payments.Config, catalog *content.Service, logger *slog.Logger, notify func()) *payments.Service {
+	clock := strata.SystemClock{}
+	return payments.NewService(payments.Deps{Store: paymentssql.New(st.router, clock), Catalog: contentCatalog{catalog},
+		Clock: clock, Logger: logger, NotifyOutbox: notify, Config: cfg})
+}
+
+// entitlementsOf is content's Entitlements over a payments service that
+// is made after content (each module needs the other's interface).
+type entitlementsOf struct{ svc **payments.Service }
+
+func (e entitlementsOf) Has(ctx context.Context, user, item strata.ID) (bool, error) {
+	return (*e.svc).Has(ctx, user, item)
+}
+
+// contentCatalog is payments' Catalog over the content module.
+type contentCatalog struct{ svc *content.Service }
+
+func (c contentCatalog) Item(ctx context.Context, id strata.ID) (payments.CatalogItem, error) {
+	it, err := c.svc.Lookup(ctx, id)
+	if err != nil {
+		return payments.CatalogItem{}, err
+	}
+	return payments.CatalogItem{ID: it.ID, CreatorID: it.CreatorID, Price: it.Price,
+		Buyable: it.Status == content.StatusPublished && !it.Deleted()}, nil
+}
+
 // contentService builds the content module on this storage; blobs may be
 // nil (no uploads or downloads). Download URLs are signed with the
 // configured keys, or else with one derived from the master key, which
-// every instance shares. Until the payments module exists, nobody holds an
-// entitlement.
-func (st *storage) contentService(cfg content.Config, delivery content.DeliveryConfig, blobs *blob.Store, logger *slog.Logger, notify func()) (*content.Service, error) {
+// every instance shares. Entitlements come from payments (ents).
+func (st *storage) contentService(cfg content.Config, delivery content.DeliveryConfig, blobs *blob.Store, ents content.Entitlements, logger *slog.Logger, notify func()) (*content.Service, error) {
 	clock := strata.SystemClock{}
 	keys, err := content.ParseSigningKeys(delivery.SigningKeys) // validated with the other settings
 	if err != nil {
@@ -182,7 +215,7 @@ func (st *storage) contentService(cfg content.Config, delivery content.DeliveryC
 		return nil, err
 	}
 	d := content.Deps{
-		Store: contentsql.New(st.router, clock), Entitlements: content.NoEntitlements{},
+		Store: contentsql.New(st.router, clock), Entitlements: ents,
 		Config: cfg, Delivery: delivery, Signer: signer, Clock: clock, Logger: logger, NotifyOutbox: notify,
 	}
 	if blobs != nil {

@@ -190,6 +190,20 @@ func (s *Service) Item(ctx context.Context, id strata.ID) (*Item, error) {
 }
 
 // mayManage reports whether the caller is the item's creator or an admin.
+// Lookup returns an item whatever its state and whoever asks: the view
+// other modules get through their interfaces (payments asks prices), not
+// an API read. Errors: not_found "item_not_found", unavailable.
+func (s *Service) Lookup(ctx context.Context, id strata.ID) (*Item, error) {
+	if _, ok := id.Shard(); !ok {
+		return nil, errNotFound
+	}
+	it, err := s.store.ItemByID(ctx, id)
+	if strata.ErrorCode(err) == strata.CodeNotFound {
+		return nil, errNotFound
+	}
+	return it, err
+}
+
 func mayManage(ctx context.Context, it *Item) bool {
 	p := strata.PrincipalFrom(ctx)
 	return p != nil && (p.UserID == it.CreatorID || p.HasRole(strata.RoleAdmin))
