@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/stratadev/strata/internal/httpx/httpxtest"
 	"github.com/stratadev/strata/internal/payments"
 	"github.com/stratadev/strata/internal/payments/paymentssql"
+	"github.com/stratadev/strata/internal/payments/provider"
 	"github.com/stratadev/strata/internal/queue"
 	"github.com/stratadev/strata/internal/storage/sqldb"
 	"github.com/stratadev/strata/internal/storage/sqldbtest"
@@ -58,6 +60,10 @@ type harness struct {
 	router  *sqldb.Router
 	clock   *stratatest.Clock
 	catalog *catalog
+	settler payments.IntentSettler
+	// fail, when set, makes the card network fail the operations it
+	// returns an error for (provider.TestConfig.FailFunc).
+	fail atomic.Pointer[func(op string) error]
 }
 
 // testFee is the harness's platform fee: 12.5 %.
@@ -72,11 +78,21 @@ func newHarness(t testing.TB, files int) *harness {
 	require.NoError(t, paymentssql.Migrate(ctx, router))
 	clock := stratatest.NewClock(time.Now().UTC().Truncate(time.Millisecond))
 	cat := &catalog{items: map[strata.ID]payments.CatalogItem{}}
-	svc := payments.NewService(payments.Deps{Store: paymentssql.New(router, clock), Catalog: cat, Clock: clock,
-		Config: payments.Config{FeeBasisPoints: testFee}})
+	h := &harness{t: t}
+	prov, err := provider.NewTestProvider(provider.TestConfig{FailFunc: func(op string) error {
+		if f := h.fail.Load(); f != nil {
+			return (*f)(op)
+		}
+		return nil
+	}}, clock)
+	require.NoError(t, err)
+	svc := payments.NewService(payments.Deps{Store: paymentssql.New(router, clock), Catalog: cat, Clock: clock, Provider: prov,
+		Config: payments.Config{FeeBasisPoints: testFee, TopUpMax: 1_000_000}})
 	mux := httpx.NewMux()
 	payments.Routes(mux, svc, fakeVerifier{}, nil)
-	return &harness{t: t, svc: svc, handler: httpx.Chain(mux, httpx.RequestID, httpx.Recover), router: router, clock: clock, catalog: cat}
+	h.svc, h.handler, h.router, h.clock, h.catalog = svc, httpx.Chain(mux, httpx.RequestID, httpx.Recover), router, clock, cat
+	h.settler = payments.IntentSettler{Service: svc}
+	return h
 }
 
 type user struct {

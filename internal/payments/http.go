@@ -8,6 +8,7 @@ import (
 
 	"github.com/stratadev/strata"
 	"github.com/stratadev/strata/internal/httpx"
+	"github.com/stratadev/strata/internal/payments/provider"
 )
 
 // maxBody bounds every payments request body.
@@ -32,6 +33,115 @@ func Routes(mux *httpx.Mux, s *Service, verifier httpx.TokenVerifier, wrapPost f
 	mux.Handle("POST /v1/purchases", user(wrapPost(handleBuy(s))))
 	mux.Handle("GET /v1/purchases", user(handlePurchases(s)))
 	mux.Handle("GET /v1/wallet", user(handleWallet(s)))
+	mux.Handle("POST /v1/topups", user(wrapPost(handleTopUp(s))))
+	mux.Handle("GET /v1/topups/{id}", user(handleIntent(s)))
+	mux.Handle("POST /v1/topups/{id}/confirm", user(wrapPost(handleRetry(s))))
+	mux.Handle("POST /v1/topups/{id}/cancel", user(wrapPost(handleCancel(s))))
+}
+
+type intentJSON struct {
+	ID          strata.ID    `json:"id"`
+	UserID      strata.ID    `json:"user_id"`
+	Amount      strata.Money `json:"amount"`
+	Status      IntentStatus `json:"status"`
+	FailureCode string       `json:"failure_code,omitempty"`
+	Attempt     int          `json:"attempt"`
+	Card        struct {
+		Brand string `json:"brand"`
+		Last4 string `json:"last4"`
+	} `json:"card"`
+	TransferID strata.ID `json:"transfer_id,omitempty"`
+	CreatedAt  string    `json:"created_at"`
+	UpdatedAt  string    `json:"updated_at"`
+}
+
+func toIntentJSON(in *Intent) intentJSON {
+	j := intentJSON{ID: in.ID, UserID: in.UserID, Amount: in.Amount, Status: in.Status, FailureCode: in.FailureCode,
+		Attempt: in.Attempt, TransferID: in.TransferID, CreatedAt: formatTime(in.CreatedAt), UpdatedAt: formatTime(in.UpdatedAt)}
+	j.Card.Brand, j.Card.Last4 = in.CardBrand, in.CardLast4
+	return j
+}
+
+// cardJSON is the card of a request; it is never stored or logged.
+type cardJSON struct {
+	Number   string `json:"number"`
+	ExpMonth int    `json:"exp_month"`
+	ExpYear  int    `json:"exp_year"`
+	CVC      string `json:"cvc"`
+}
+
+func (c cardJSON) card() provider.Card {
+	return provider.Card{Number: c.Number, ExpMonth: c.ExpMonth, ExpYear: c.ExpYear, CVC: c.CVC}
+}
+
+type topUpRequest struct {
+	Amount *strata.Money `json:"amount"`
+	Card   *cardJSON     `json:"card"`
+}
+
+func handleTopUp(s *Service) http.Handler {
+	return httpx.JSONHandler(http.StatusCreated, maxBody, func(ctx context.Context, req topUpRequest) (any, error) {
+		if err := strata.Required("amount", present(req.Amount != nil), "card", present(req.Card != nil)); err != nil {
+			return nil, err
+		}
+		in, err := s.TopUp(ctx, *req.Amount, req.Card.card())
+		if err != nil {
+			return nil, err
+		}
+		return toIntentJSON(in), nil
+	})
+}
+
+// present is Required's notion of a value for an optional object.
+func present(ok bool) string {
+	if ok {
+		return "present"
+	}
+	return ""
+}
+
+func intentID(r *http.Request) strata.ID { return strata.ID(r.PathValue("id")) }
+
+func handleIntent(s *Service) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		in, err := s.IntentOf(r.Context(), intentID(r))
+		if err != nil {
+			httpx.WriteError(w, r, err)
+			return
+		}
+		httpx.WriteJSON(w, http.StatusOK, toIntentJSON(in))
+	})
+}
+
+type retryRequest struct {
+	Card *cardJSON `json:"card"`
+}
+
+func handleRetry(s *Service) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := intentID(r)
+		httpx.JSONHandler(http.StatusOK, maxBody, func(ctx context.Context, req retryRequest) (any, error) {
+			if req.Card == nil {
+				return nil, strata.Invalid("card", "is required")
+			}
+			in, err := s.Retry(ctx, id, req.Card.card())
+			if err != nil {
+				return nil, err
+			}
+			return toIntentJSON(in), nil
+		}).ServeHTTP(w, r)
+	})
+}
+
+func handleCancel(s *Service) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		in, err := s.Cancel(r.Context(), intentID(r))
+		if err != nil {
+			httpx.WriteError(w, r, err)
+			return
+		}
+		httpx.WriteJSON(w, http.StatusOK, toIntentJSON(in))
+	})
 }
 
 type purchaseJSON struct {

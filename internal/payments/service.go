@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/pflag"
 	"github.com/stratadev/strata"
+	"github.com/stratadev/strata/internal/payments/provider"
 )
 
 // Defaults of Config.
@@ -19,17 +20,23 @@ type Config struct {
 	// FeeBasisPoints is the platform's fee on a purchase, in 1/100 of a
 	// percent of the price (1000 is 10 %), rounded down.
 	FeeBasisPoints int
+	// TopUpMax is the largest top-up, in minor units of any currency.
+	TopUpMax int64
 }
 
 // RegisterFlags registers every setting with its default on fs.
 func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&c.FeeBasisPoints, "fee-basis-points", DefaultFeeBasisPoints, "platform fee on purchases, in 1/100 of a percent of the price (1000 = 10%)")
+	fs.Int64Var(&c.TopUpMax, "topup-max", DefaultTopUpMax, "largest top-up, in minor units")
 }
 
 // Validate checks the settings.
 func (c *Config) Validate() error {
 	if c.FeeBasisPoints < 0 || c.FeeBasisPoints > 10000 {
 		return fmt.Errorf("fee-basis-points must be between 0 and 10000, got %d", c.FeeBasisPoints)
+	}
+	if c.TopUpMax <= 0 {
+		return fmt.Errorf("topup-max must be positive, got %d", c.TopUpMax)
 	}
 	return nil
 }
@@ -53,9 +60,10 @@ type Catalog interface {
 // Service implements the ledger's operations. It is safe for concurrent
 // use; all state lives in the Store.
 type Service struct {
-	store   Store
-	catalog Catalog
-	clock   strata.Clock
+	store    Store
+	catalog  Catalog
+	provider provider.Provider
+	clock    strata.Clock
 	log     *slog.Logger
 	notify  func()
 	cfg     Config
@@ -65,7 +73,9 @@ type Service struct {
 type Deps struct {
 	Store   Store
 	Catalog Catalog
-	Clock   strata.Clock
+	// Provider charges cards for top-ups.
+	Provider provider.Provider
+	Clock    strata.Clock
 	Logger  *slog.Logger
 	// NotifyOutbox, when set, is called after a commit that wrote outbox
 	// events.
@@ -75,7 +85,7 @@ type Deps struct {
 
 // NewService returns a Service.
 func NewService(d Deps) *Service {
-	s := &Service{store: d.Store, catalog: d.Catalog, clock: d.Clock, log: d.Logger, notify: d.NotifyOutbox, cfg: d.Config}
+	s := &Service{store: d.Store, catalog: d.Catalog, provider: d.Provider, clock: d.Clock, log: d.Logger, notify: d.NotifyOutbox, cfg: d.Config}
 	if s.clock == nil {
 		s.clock = strata.SystemClock{}
 	}

@@ -24,6 +24,8 @@ type Store interface {
 	// Purchases returns buyer's purchases older than before ("" for the
 	// newest), newest first, at most limit.
 	Purchases(ctx context.Context, buyer, before strata.ID, limit int) ([]Purchase, error)
+	// Intent reads a payment intent from the primary; not_found when absent.
+	Intent(ctx context.Context, id strata.ID) (*Intent, error)
 	// Ping checks every database.
 	Ping(ctx context.Context) error
 }
@@ -52,6 +54,12 @@ type Tx interface {
 	InsertPurchase(ctx context.Context, p *Purchase) error
 	// GrantEntitlement records that user holds item through purchase.
 	GrantEntitlement(ctx context.Context, user, item, purchase strata.ID, now time.Time) error
+	// InsertIntent records a new payment intent.
+	InsertIntent(ctx context.Context, in *Intent) error
+	// IntentForUpdate reads an intent, locked; not_found when absent.
+	IntentForUpdate(ctx context.Context, id strata.ID) (*Intent, error)
+	// UpdateIntent writes every mutable field of an intent.
+	UpdateIntent(ctx context.Context, in *Intent) error
 	// Outbox writes an event that the relay publishes after commit.
 	Outbox(ctx context.Context, ev queue.Event) error
 }

@@ -295,3 +295,55 @@ func (t *txStore) Outbox(ctx context.Context, ev queue.Event) error {
 	_, err := queue.WriteOutbox(ctx, t.tx, t.shard, ev, t.clock.Now())
 	return err
 }
+
+const intentColumns = `id, user_id, amount, currency, status, failure_code, attempt, charge_id, card_brand, card_last4,
+	transfer_id, created_at, updated_at`
+
+func scanIntent(row interface{ Scan(...any) error }) (*payments.Intent, error) {
+	var in payments.Intent
+	var status string
+	var created, updated int64
+	if err := row.Scan(&in.ID, &in.UserID, &in.Amount.Amount, &in.Amount.Currency, &status, &in.FailureCode, &in.Attempt,
+		&in.ChargeID, &in.CardBrand, &in.CardLast4, &in.TransferID, &created, &updated); err != nil {
+		return nil, fmt.Errorf("read intent: %w", sqldb.Translate(err))
+	}
+	in.Status = payments.IntentStatus(status)
+	in.CreatedAt, in.UpdatedAt = sqldb.FromMillis(created), sqldb.FromMillis(updated)
+	return &in, nil
+}
+
+// Intent reads an intent from the primary of its database.
+func (s *Store) Intent(ctx context.Context, id strata.ID) (*payments.Intent, error) {
+	db, err := s.router.ForID(id)
+	if err != nil {
+		return nil, errNotFound
+	}
+	return scanIntent(db.Writer().QueryRowContext(ctx, "SELECT "+intentColumns+" FROM payments_intents WHERE id = $1", id))
+}
+
+func (t *txStore) InsertIntent(ctx context.Context, in *payments.Intent) error {
+	shard, _ := in.ID.Shard()
+	_, err := t.exec(ctx, "insert intent",
+		`INSERT INTO payments_intents (id, shard, user_id, amount, currency, status, failure_code, attempt, charge_id,
+		   card_brand, card_last4, transfer_id, created_at, updated_at)
+		 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
+		in.ID, shard, in.UserID, in.Amount.Amount, in.Amount.Currency, string(in.Status), in.FailureCode, in.Attempt,
+		in.ChargeID, in.CardBrand, in.CardLast4, in.TransferID, sqldb.Millis(in.CreatedAt), sqldb.Millis(in.UpdatedAt))
+	return err
+}
+
+func (t *txStore) IntentForUpdate(ctx context.Context, id strata.ID) (*payments.Intent, error) {
+	return scanIntent(t.tx.QueryRowContext(ctx, "SELECT "+intentColumns+" FROM payments_intents WHERE id = $1"+t.forUpdate, id))
+}
+
+func (t *txStore) UpdateIntent(ctx context.Context, in *payments.Intent) error {
+	n, err := t.exec(ctx, "update intent",
+		`UPDATE payments_intents SET status = $2, failure_code = $3, attempt = $4, charge_id = $5, card_brand = $6,
+		   card_last4 = $7, transfer_id = $8, updated_at = $9 WHERE id = $1`,
+		in.ID, string(in.Status), in.FailureCode, in.Attempt, in.ChargeID, in.CardBrand, in.CardLast4, in.TransferID,
+		sqldb.Millis(in.UpdatedAt))
+	if err == nil && n == 0 {
+		return errNotFound
+	}
+	return err
+}

@@ -29,6 +29,13 @@ type Provider interface {
 	// Errors: not_found (no such charge, including malformed ids),
 	// unavailable (retry), or the context's error.
 	Retrieve(ctx context.Context, chargeID string) (Charge, error)
+	// Lookup returns the charge made under an idempotency key, in its
+	// current state: how a caller that lost a Charge's reply (a timeout, a
+	// crash) learns whether the card was charged. Errors: not_found
+	// "no_such_charge" when no charge was made under the key (so none
+	// will be: the caller must not retry the key without the card),
+	// unavailable.
+	Lookup(ctx context.Context, idempotencyKey string) (Charge, error)
 }
 
 // ChargeRequest asks for one charge.

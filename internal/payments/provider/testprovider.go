@@ -213,6 +213,28 @@ func (p *TestProvider) Retrieve(ctx context.Context, chargeID string) (Charge, e
 	return p.charge(chargeID, rec), nil
 }
 
+// Lookup finds the charge of an idempotency key among the keys this
+// process remembers (the test network's memory is per process: in a split
+// deployment a key charged by another process is not found).
+func (p *TestProvider) Lookup(ctx context.Context, key string) (Charge, error) {
+	if err := sleep(ctx, p.latency()); err != nil {
+		return Charge{}, err
+	}
+	if err := p.fail(OpRetrieve); err != nil {
+		return Charge{}, err
+	}
+	p.mu.Lock()
+	e, ok := p.keys[key]
+	if ok && !p.clock.Now().Before(e.expires) {
+		ok = false
+	}
+	p.mu.Unlock()
+	if !ok {
+		return Charge{}, &strata.Error{Code: strata.CodeNotFound, Reason: "no_such_charge", Message: "no such charge"}
+	}
+	return p.charge(e.id, e.record), nil
+}
+
 // charge returns the charge recorded as rec in its current state.
 func (p *TestProvider) charge(id string, rec chargeRecord) Charge {
 	c := Charge{ID: id, Status: ChargeSucceeded, Brand: rec.brand, Last4: rec.last4, Created: rec.created}

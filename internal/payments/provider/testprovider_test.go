@@ -554,3 +554,24 @@ func TestTestConfig(t *testing.T) {
 	}, cfg)
 	require.NoError(t, cfg.Validate())
 }
+
+func TestLookupByKey(t *testing.T) {
+	clock := stratatest.NewClock(time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC))
+	p, err := provider.NewTestProvider(provider.TestConfig{}, clock)
+	require.NoError(t, err)
+	ctx := context.Background()
+	_, err = p.Lookup(ctx, "pi_1/1")
+	require.Equal(t, "no_such_charge", strata.ErrorReason(err), "nothing charged under the key")
+	req := provider.ChargeRequest{IdempotencyKey: "pi_1/1", Amount: strata.Money{Amount: 500, Currency: "USD"},
+		Card: provider.Card{Number: provider.TestCardAsync, ExpMonth: 12, ExpYear: 2030, CVC: "123"}}
+	c, err := p.Charge(ctx, req)
+	require.NoError(t, err)
+	got, err := p.Lookup(ctx, "pi_1/1")
+	require.NoError(t, err)
+	require.Equal(t, c.ID, got.ID)
+	require.Equal(t, provider.ChargePending, got.Status)
+	clock.Advance(provider.DefaultConfirmAfter)
+	got, err = p.Lookup(ctx, "pi_1/1")
+	require.NoError(t, err)
+	require.Equal(t, provider.ChargeSucceeded, got.Status, "in its current state")
+}
