@@ -64,9 +64,9 @@ type Service struct {
 	catalog  Catalog
 	provider provider.Provider
 	clock    strata.Clock
-	log     *slog.Logger
-	notify  func()
-	cfg     Config
+	log      *slog.Logger
+	notify   func()
+	cfg      Config
 }
 
 // Deps are the collaborators of a Service.
@@ -76,7 +76,7 @@ type Deps struct {
 	// Provider charges cards for top-ups.
 	Provider provider.Provider
 	Clock    strata.Clock
-	Logger  *slog.Logger
+	Logger   *slog.Logger
 	// NotifyOutbox, when set, is called after a commit that wrote outbox
 	// events.
 	NotifyOutbox func()
