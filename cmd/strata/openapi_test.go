@@ -55,8 +55,9 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	discard := slog.New(slog.NewTextHandler(io.Discard, nil))
 	contentSvc, err := st.contentService(cfg.content, cfg.delivery, nil, content.NoEntitlements{}, discard, nil)
 	require.NoError(t, err)
-	paymentsSvc := st.paymentsService(cfg.payments, contentSvc, discard, nil)
-	served := newMux(all, observability.NewProbes(), observability.NewMetrics(), svc, contentSvc, paymentsSvc, false).Patterns()
+	paymentsSvc, err := st.paymentsService(cfg.payments, cfg.cardNetwork, contentSvc, discard, nil)
+	require.NoError(t, err)
+	served := newMux(all, observability.NewProbes(), observability.NewMetrics(), svc, contentSvc, paymentsSvc, nil, false).Patterns()
 
 	slices.Sort(documented)
 	slices.Sort(served)

@@ -398,3 +398,104 @@ func TestSplitRoles(t *testing.T) {
 		require.Equal(t, http.StatusOK, status)
 	}
 }
+
+// TestBuyAndDownload follows money end to end through run(): a creator
+// sells a file, a buyer tops up by card (an idempotent retry credits once,
+// an asynchronous card is settled by the worker), buys it and downloads it.
+func TestBuyAndDownload(t *testing.T) {
+	t.Parallel()
+	in := start(t, t.TempDir(), "--payments-test-confirm-after", "300ms", "--fee-basis-points", "1000")
+	signup := func(email, role string) (string, string) {
+		status, body := call(t, "POST", in.base+"/v1/auth/signup", map[string]string{"email": email, "password": "correct horse battery staple", "name": "X", "role": role}, "")
+		require.Equal(t, http.StatusCreated, status, "%v", body)
+		return body["access_token"].(string), body["user"].(map[string]any)["id"].(string)
+	}
+	creator, _ := signup("seller@example.com", "creator")
+	buyer, _ := signup("buyer@example.com", "buyer")
+
+	status, body := call(t, "POST", in.base+"/v1/items", map[string]any{"title": "Song", "price": map[string]any{"amount": 1500, "currency": "USD"}}, creator)
+	require.Equal(t, http.StatusCreated, status, "%v", body)
+	itemID := body["id"].(string)
+	var png bytes.Buffer
+	require.NoError(t, pngpkg.Encode(&png, image.NewRGBA(image.Rect(0, 0, 8, 8))))
+	file := png.Bytes()
+	req, err := http.NewRequest("PUT", in.base+"/v1/items/"+itemID+"/file?filename=song.png", bytes.NewReader(file))
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+creator)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusAccepted, resp.StatusCode)
+	require.Eventually(t, func() bool {
+		_, body := call(t, "GET", in.base+"/v1/items/"+itemID, nil, creator)
+		asset, _ := body["asset"].(map[string]any)
+		return asset != nil && asset["status"] == "ready"
+	}, 15*time.Second, 20*time.Millisecond)
+	status, _ = call(t, "POST", in.base+"/v1/items/"+itemID+"/publish", nil, creator)
+	require.Equal(t, http.StatusOK, status)
+
+	// Not bought yet: no download.
+	status, body = call(t, "GET", in.base+"/v1/items/"+itemID+"/download", nil, buyer)
+	require.Equal(t, http.StatusPaymentRequired, status, "%v", body)
+
+	// Top up 10.00 by card, sending the request twice with one key.
+	topUp := func(amount int, number, key string) (int, map[string]any, http.Header) {
+		b, _ := json.Marshal(map[string]any{"amount": map[string]any{"amount": amount, "currency": "USD"},
+			"card": map[string]any{"number": number, "exp_month": 12, "exp_year": 2099, "cvc": "123"}})
+		req, err := http.NewRequest("POST", in.base+"/v1/topups", bytes.NewReader(b))
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer "+buyer)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Idempotency-Key", key)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		var m map[string]any
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&m))
+		return resp.StatusCode, m, resp.Header
+	}
+	status, first, _ := topUp(1000, "4242424242424242", "topup-1")
+	require.Equal(t, http.StatusCreated, status, "%v", first)
+	require.Equal(t, "succeeded", first["status"])
+	status, again, hdr := topUp(1000, "4242424242424242", "topup-1")
+	require.Equal(t, http.StatusCreated, status)
+	require.Equal(t, first["id"], again["id"], "the retry replays the first answer")
+	require.Equal(t, "true", hdr.Get("Idempotent-Replayed"))
+	status, body, _ = topUp(500, "4242424242424242", "topup-1")
+	require.Equal(t, http.StatusUnprocessableEntity, status, "%v", body)
+	require.Equal(t, "idempotency_key_reused", body["code"])
+
+	// An asynchronous card: processing, then settled by the worker.
+	status, pending, _ := topUp(800, "4000000000000259", "topup-2")
+	require.Equal(t, http.StatusCreated, status, "%v", pending)
+	require.Equal(t, "processing", pending["status"])
+	require.Eventually(t, func() bool {
+		_, body := call(t, "GET", in.base+"/v1/topups/"+pending["id"].(string), nil, buyer)
+		return body["status"] == "succeeded"
+	}, 20*time.Second, 50*time.Millisecond, "the worker confirms the asynchronous charge")
+	status, body = call(t, "GET", in.base+"/v1/wallet", nil, buyer)
+	require.Equal(t, http.StatusOK, status)
+	require.Equal(t, []any{map[string]any{"amount": float64(1800), "currency": "USD"}}, body["balances"])
+
+	// Buy, then download at once.
+	status, body = call(t, "POST", in.base+"/v1/purchases", map[string]any{"item_id": itemID}, buyer)
+	require.Equal(t, http.StatusCreated, status, "%v", body)
+	require.Equal(t, map[string]any{"amount": float64(150), "currency": "USD"}, body["fee"])
+	status, body = call(t, "POST", in.base+"/v1/purchases", map[string]any{"item_id": itemID}, buyer)
+	require.Equal(t, http.StatusConflict, status)
+	require.Equal(t, "already_purchased", body["code"])
+	req, err = http.NewRequest("GET", in.base+"/v1/items/"+itemID+"/download", nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+buyer)
+	resp, err = http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	got, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode, "%s", got)
+	require.Equal(t, file, got)
+	status, body = call(t, "GET", in.base+"/v1/wallet", nil, buyer)
+	require.Equal(t, []any{map[string]any{"amount": float64(300), "currency": "USD"}}, body["balances"])
+	status, body = call(t, "GET", in.base+"/v1/wallet", nil, creator)
+	require.Equal(t, []any{map[string]any{"amount": float64(1350), "currency": "USD"}}, body["earnings"])
+}

@@ -19,6 +19,7 @@ import (
 	"github.com/stratadev/strata/internal/content"
 	"github.com/stratadev/strata/internal/content/contentsql"
 	"github.com/stratadev/strata/internal/httpx"
+	"github.com/stratadev/strata/internal/idempotency"
 	"github.com/stratadev/strata/internal/mail"
 	"github.com/stratadev/strata/internal/observability"
 	"github.com/stratadev/strata/internal/payments"
@@ -118,8 +119,12 @@ func serveCmd(ctx context.Context, s *settings, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	paymentsSvc = st.paymentsService(s.payments, contentSvc, logger, notify)
-	mux := newMux(roles, probes, metrics, authSvc, contentSvc, paymentsSvc, s.trustProxy)
+	if paymentsSvc, err = st.paymentsService(s.payments, s.cardNetwork, contentSvc, logger, notify); err != nil {
+		return err
+	}
+	logger.Warn("payments use the built-in test card network: no real money moves")
+	keys := idempotency.NewStore(st.router, clock)
+	mux := newMux(roles, probes, metrics, authSvc, contentSvc, paymentsSvc, idempotency.Middleware(keys, s.idempotency), s.trustProxy)
 
 	var consumers []*queue.Consumer
 	if roles["worker"] {
@@ -134,6 +139,8 @@ func serveCmd(ctx context.Context, s *settings, stdout, stderr io.Writer) error 
 		ap := content.AssetProcessor{Store: contentsql.New(st.router, clock), Blobs: blobs, Previews: blobs.Namespace(previewsNamespace),
 			Clock: clock, Logger: logger}
 		goBG("content janitor", func(ctx context.Context) error { contentSvc.RunJanitor(ctx); return nil })
+		goBG("idempotency sweep", func(ctx context.Context) error { return keys.Run(ctx, 0, logger) })
+		settler := payments.IntentSettler{Service: paymentsSvc, Logger: logger}
 		for _, w := range []struct {
 			name string
 			cfg  queue.ConsumerConfig
@@ -141,6 +148,7 @@ func serveCmd(ctx context.Context, s *settings, stdout, stderr io.Writer) error 
 		}{
 			{"mail", mc.ConsumerConfig(), mc.Handle},
 			{"asset processor", ap.ConsumerConfig(), ap.Handle},
+			{"payment settler", settler.ConsumerConfig(), settler.Handle},
 		} {
 			w.cfg.Metrics = qmetrics
 			c, err := q.client.Consume(ctx, w.cfg, w.h, logger)
@@ -236,7 +244,7 @@ func serveCmd(ctx context.Context, s *settings, stdout, stderr io.Writer) error 
 // newMux mounts the probes, the metrics and the routes of every module
 // whose role this instance runs.
 func newMux(roles map[string]bool, probes *observability.Probes, metrics *observability.Metrics, authSvc *auth.Service,
-	contentSvc *content.Service, paymentsSvc *payments.Service, trustProxy bool) *httpx.Mux {
+	contentSvc *content.Service, paymentsSvc *payments.Service, idempotent func(http.Handler) http.Handler, trustProxy bool) *httpx.Mux {
 	mux := httpx.NewMux()
 	mux.Wrap(metrics.InFlight)
 	mux.Handle("GET /healthz", probes.HealthzHandler())
@@ -246,10 +254,10 @@ func newMux(roles map[string]bool, probes *observability.Probes, metrics *observ
 		auth.Routes(mux, authSvc, trustProxy)
 	}
 	if roles["content"] {
-		content.Routes(mux, contentSvc, authSvc.Verifier())
+		content.Routes(mux, contentSvc, authSvc.Verifier(), idempotent)
 	}
 	if roles["payments"] {
-		payments.Routes(mux, paymentsSvc, authSvc.Verifier(), nil)
+		payments.Routes(mux, paymentsSvc, authSvc.Verifier(), idempotent)
 	}
 	return mux
 }

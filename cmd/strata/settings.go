@@ -14,9 +14,11 @@ import (
 	"github.com/stratadev/strata/internal/auth"
 	"github.com/stratadev/strata/internal/auth/password"
 	"github.com/stratadev/strata/internal/content"
+	"github.com/stratadev/strata/internal/idempotency"
 	"github.com/stratadev/strata/internal/mail"
 	"github.com/stratadev/strata/internal/observability"
 	"github.com/stratadev/strata/internal/payments"
+	"github.com/stratadev/strata/internal/payments/provider"
 	"github.com/stratadev/strata/internal/storage/blob"
 )
 
@@ -47,6 +49,8 @@ type settings struct {
 	content           content.Config
 	delivery          content.DeliveryConfig
 	payments          payments.Config
+	cardNetwork       provider.TestConfig
+	idempotency       idempotency.Config
 	blob              blob.Config
 }
 
@@ -74,6 +78,8 @@ func (s *settings) registerFlags(fs *pflag.FlagSet) {
 	s.content.RegisterFlags(fs)
 	s.delivery.RegisterFlags(fs)
 	s.payments.RegisterFlags(fs)
+	s.cardNetwork.RegisterFlags(fs)
+	s.idempotency.RegisterFlags(fs)
 	s.blob.RegisterFlags(fs)
 }
 
@@ -148,6 +154,12 @@ func (s *settings) validate() error {
 		}
 	}
 	if err := s.argon2Params().Validate(); err != nil {
+		return err
+	}
+	if err := s.cardNetwork.Validate(); err != nil {
+		return err
+	}
+	if err := s.idempotency.Validate(); err != nil {
 		return err
 	}
 	if err := s.payments.Validate(); err != nil {

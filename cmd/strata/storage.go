@@ -21,8 +21,10 @@ import (
 	"github.com/stratadev/strata/internal/auth/token"
 	"github.com/stratadev/strata/internal/content"
 	"github.com/stratadev/strata/internal/content/contentsql"
+	"github.com/stratadev/strata/internal/idempotency"
 	"github.com/stratadev/strata/internal/payments"
 	"github.com/stratadev/strata/internal/payments/paymentssql"
+	"github.com/stratadev/strata/internal/payments/provider"
 	"github.com/stratadev/strata/internal/queue"
 	"github.com/stratadev/strata/internal/storage/blob"
 	"github.com/stratadev/strata/internal/storage/sqldb"
@@ -64,6 +66,10 @@ func openStorage(ctx context.Context, s *settings) (*storage, error) {
 	if err := authsql.Migrate(ctx, router); err != nil {
 		router.Close()
 		return nil, err
+	}
+	if err := idempotency.Migrate(ctx, router); err != nil {
+		router.Close()
+		return nil, fmt.Errorf("migrate idempotency keys: %w", err)
 	}
 	if err := paymentssql.Migrate(ctx, router); err != nil {
 		router.Close()
@@ -171,10 +177,15 @@ func writeNew(path string, b []byte) error {
 
 // paymentsService builds the payments module on this storage, pricing
 // items through content.
-func (st *storage) paymentsService(cfg payments.Config, catalog *content.Service, logger *slog.Logger, notify func()) *payments.Service {
+func (st *storage) paymentsService(cfg payments.Config, network provider.TestConfig, catalog *content.Service, logger *slog.Logger, notify func()) (*payments.Service, error) {
 	clock := strata.SystemClock{}
+	// The only provider so far is the built-in test card network.
+	cards, err := provider.NewTestProvider(network, clock)
+	if err != nil {
+		return nil, err
+	}
 	return payments.NewService(payments.Deps{Store: paymentssql.New(st.router, clock), Catalog: contentCatalog{catalog},
-		Clock: clock, Logger: logger, NotifyOutbox: notify, Config: cfg})
+		Provider: cards, Clock: clock, Logger: logger, NotifyOutbox: notify, Config: cfg}), nil
 }
 
 // entitlementsOf is content's Entitlements over a payments service that

@@ -112,7 +112,7 @@ func newHarnessWith(t testing.TB, edit func(*content.Deps)) *harness {
 	}
 	svc := content.NewService(deps)
 	mux := httpx.NewMux()
-	content.Routes(mux, svc, fakeVerifier{})
+	content.Routes(mux, svc, fakeVerifier{}, nil)
 	return &harness{t: t, ents: ents, blobs: blobs, svc: svc, handler: httpx.Chain(mux, httpx.RequestID, httpx.Recover), store: store, router: router, clock: clock,
 		blobDir: blobDir, proc: content.AssetProcessor{Store: store, Blobs: blobs, Clock: clock, Previews: blobs.Namespace("previews")}}
 }

@@ -46,7 +46,7 @@ func (h *harness) node(cfg content.Config, wrap func(content.Blobs) content.Blob
 	}
 	svc := content.NewService(content.Deps{Store: contentsql.New(h.router, h.clock), Clock: h.clock, Config: cfg, Blobs: b})
 	mux := httpx.NewMux()
-	content.Routes(mux, svc, fakeVerifier{})
+	content.Routes(mux, svc, fakeVerifier{}, nil)
 	return node{handler: httpx.Chain(mux, httpx.RequestID, httpx.Recover), svc: svc}
 }
 
