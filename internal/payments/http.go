@@ -33,6 +33,8 @@ func Routes(mux *httpx.Mux, s *Service, verifier httpx.TokenVerifier, wrapPost f
 	mux.Handle("POST /v1/purchases", user(wrapPost(handleBuy(s))))
 	mux.Handle("GET /v1/purchases", user(handlePurchases(s)))
 	mux.Handle("GET /v1/wallet", user(handleWallet(s)))
+	mux.Handle("POST /v1/purchases/{id}/refund", user(wrapPost(handleRefund(s))))
+	mux.Handle("GET /v1/ledger/transfers", user(handleTransfers(s)))
 	mux.Handle("POST /v1/topups", user(wrapPost(handleTopUp(s))))
 	mux.Handle("GET /v1/topups/{id}", user(handleIntent(s)))
 	mux.Handle("POST /v1/topups/{id}/confirm", user(wrapPost(handleRetry(s))))
@@ -245,6 +247,80 @@ func handlePurchases(s *Service) http.Handler {
 		}
 		for i := range ps {
 			page.Purchases = append(page.Purchases, toPurchaseJSON(&ps[i]))
+		}
+		httpx.WriteJSON(w, http.StatusOK, page)
+	})
+}
+
+type refundRequest struct {
+	Force bool `json:"force"`
+}
+
+// handleRefund serves POST /v1/purchases/{id}/refund; the body is
+// optional ({"force": true} for admins).
+func handleRefund(s *Service) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req refundRequest
+		if r.ContentLength != 0 {
+			if err := httpx.DecodeJSON(w, r, &req, maxBody); err != nil {
+				httpx.WriteError(w, r, err)
+				return
+			}
+		}
+		p, err := s.Refund(r.Context(), strata.ID(r.PathValue("id")), req.Force)
+		if err != nil {
+			httpx.WriteError(w, r, err)
+			return
+		}
+		httpx.WriteJSON(w, http.StatusOK, toPurchaseJSON(p))
+	})
+}
+
+type entryJSON struct {
+	AccountID strata.ID `json:"account_id"`
+	Amount    int64     `json:"amount"`
+}
+
+type transferJSON struct {
+	ID         strata.ID   `json:"id"`
+	Type       string      `json:"type"`
+	Currency   string      `json:"currency"`
+	Amount     int64       `json:"amount"`
+	IntentID   strata.ID   `json:"intent_id,omitempty"`
+	PurchaseID strata.ID   `json:"purchase_id,omitempty"`
+	ItemID     strata.ID   `json:"item_id,omitempty"`
+	ReversesID strata.ID   `json:"reverses_id,omitempty"`
+	Entries    []entryJSON `json:"entries"`
+	CreatedAt  string      `json:"created_at"`
+}
+
+func handleTransfers(s *Service) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		cursor, limit, err := pageParams(r)
+		if err != nil {
+			httpx.WriteError(w, r, err)
+			return
+		}
+		ts, err := s.TransfersOf(r.Context(), subject(r), strata.ID(r.URL.Query().Get("account")), cursor, limit+1)
+		if err != nil {
+			httpx.WriteError(w, r, err)
+			return
+		}
+		page := struct {
+			Transfers  []transferJSON `json:"transfers"`
+			NextCursor strata.ID      `json:"next_cursor,omitempty"`
+		}{Transfers: []transferJSON{}}
+		if len(ts) > limit {
+			ts = ts[:limit]
+			page.NextCursor = ts[limit-1].ID
+		}
+		for _, t := range ts {
+			j := transferJSON{ID: t.ID, Type: string(t.Type), Currency: t.Currency, Amount: t.Amount, IntentID: t.IntentID,
+				PurchaseID: t.PurchaseID, ItemID: t.ItemID, ReversesID: t.ReversesID, Entries: []entryJSON{}, CreatedAt: formatTime(t.CreatedAt)}
+			for _, e := range t.Entries {
+				j.Entries = append(j.Entries, entryJSON{AccountID: e.Account, Amount: e.Amount})
+			}
+			page.Transfers = append(page.Transfers, j)
 		}
 		httpx.WriteJSON(w, http.StatusOK, page)
 	})

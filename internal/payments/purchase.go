@@ -192,6 +192,25 @@ func (s *Service) PurchasesOf(ctx context.Context, user, before strata.ID, limit
 	return s.store.Purchases(ctx, user, before, limit)
 }
 
+// TransfersOf returns the transfers touching user's accounts, newest
+// first; an admin may name any user, or one account.
+func (s *Service) TransfersOf(ctx context.Context, user, account, before strata.ID, limit int) ([]Transfer, error) {
+	if account != "" {
+		p := strata.PrincipalFrom(ctx)
+		if p == nil {
+			return nil, errNoPrincipal
+		}
+		if !p.HasRole(strata.RoleAdmin) {
+			return nil, errNotYours
+		}
+		return s.store.Transfers(ctx, "", account, before, limit)
+	}
+	if err := mayRead(ctx, user); err != nil {
+		return nil, err
+	}
+	return s.store.Transfers(ctx, user, "", before, limit)
+}
+
 var errNotYours = &strata.Error{Code: strata.CodePermissionDenied, Reason: "not_owner", Message: "only the owner or an admin may read this"}
 
 // mayRead allows the user themself and admins.

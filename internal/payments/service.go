@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/spf13/pflag"
 	"github.com/stratadev/strata"
@@ -22,18 +23,25 @@ type Config struct {
 	FeeBasisPoints int
 	// TopUpMax is the largest top-up, in minor units of any currency.
 	TopUpMax int64
+	// RefundWindow is how long after a purchase its creator may refund it
+	// (admins may at any time).
+	RefundWindow time.Duration
 }
 
 // RegisterFlags registers every setting with its default on fs.
 func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&c.FeeBasisPoints, "fee-basis-points", DefaultFeeBasisPoints, "platform fee on purchases, in 1/100 of a percent of the price (1000 = 10%)")
 	fs.Int64Var(&c.TopUpMax, "topup-max", DefaultTopUpMax, "largest top-up, in minor units")
+	fs.DurationVar(&c.RefundWindow, "refund-window", DefaultRefundWindow, "how long after a purchase its creator may refund it (admins may at any time)")
 }
 
 // Validate checks the settings.
 func (c *Config) Validate() error {
 	if c.FeeBasisPoints < 0 || c.FeeBasisPoints > 10000 {
 		return fmt.Errorf("fee-basis-points must be between 0 and 10000, got %d", c.FeeBasisPoints)
+	}
+	if c.RefundWindow <= 0 {
+		return fmt.Errorf("refund-window must be positive, got %s", c.RefundWindow)
 	}
 	if c.TopUpMax <= 0 {
 		return fmt.Errorf("topup-max must be positive, got %d", c.TopUpMax)

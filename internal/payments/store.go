@@ -24,6 +24,10 @@ type Store interface {
 	// Purchases returns buyer's purchases older than before ("" for the
 	// newest), newest first, at most limit.
 	Purchases(ctx context.Context, buyer, before strata.ID, limit int) ([]Purchase, error)
+	// Transfers returns the transfers touching the accounts of owner (or,
+	// when account is set, that one account), newest first, older than
+	// before ("" for the newest), at most limit, each with its entries.
+	Transfers(ctx context.Context, owner, account, before strata.ID, limit int) ([]Transfer, error)
 	// Intent reads a payment intent from the primary; not_found when absent.
 	Intent(ctx context.Context, id strata.ID) (*Intent, error)
 	// Ping checks every database.
@@ -52,6 +56,17 @@ type Tx interface {
 	// InsertPurchase records a purchase; conflict "already_purchased" when
 	// the buyer holds a completed purchase of the item.
 	InsertPurchase(ctx context.Context, p *Purchase) error
+	// PurchaseForUpdate reads a purchase, locked; not_found when absent.
+	PurchaseForUpdate(ctx context.Context, id strata.ID) (*Purchase, error)
+	// MarkRefunded records a purchase's refund and the earnings deficit
+	// it left (0 unless an admin forced it).
+	MarkRefunded(ctx context.Context, id strata.ID, at time.Time, deficit int64) error
+	// Entries returns a transfer's entries; not_found when it does not
+	// exist.
+	Entries(ctx context.Context, transfer strata.ID) ([]Entry, error)
+	// RevokeEntitlement removes user's entitlement to item granted by
+	// purchase (nothing when another purchase granted it).
+	RevokeEntitlement(ctx context.Context, user, item, purchase strata.ID) error
 	// GrantEntitlement records that user holds item through purchase.
 	GrantEntitlement(ctx context.Context, user, item, purchase strata.ID, now time.Time) error
 	// InsertIntent records a new payment intent.

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io/fs"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/stratadev/strata"
@@ -346,4 +347,125 @@ func (t *txStore) UpdateIntent(ctx context.Context, in *payments.Intent) error {
 		return errNotFound
 	}
 	return err
+}
+
+func (t *txStore) PurchaseForUpdate(ctx context.Context, id strata.ID) (*payments.Purchase, error) {
+	p, err := scanPurchase(t.tx.QueryRowContext(ctx, "SELECT "+purchaseColumns+" FROM payments_purchases WHERE id = $1"+t.forUpdate, id))
+	if err != nil {
+		return nil, fmt.Errorf("read purchase %s: %w", id, err)
+	}
+	return p, nil
+}
+
+func (t *txStore) MarkRefunded(ctx context.Context, id strata.ID, at time.Time, deficit int64) error {
+	n, err := t.exec(ctx, "mark refunded",
+		"UPDATE payments_purchases SET status = 'refunded', refunded_at = $2, refund_deficit = $3 WHERE id = $1 AND status = 'completed'",
+		id, sqldb.Millis(at), deficit)
+	if err == nil && n == 0 {
+		return &strata.Error{Code: strata.CodeConflict, Reason: "already_refunded", Message: "the purchase was already refunded"}
+	}
+	return err
+}
+
+func (t *txStore) Entries(ctx context.Context, transfer strata.ID) ([]payments.Entry, error) {
+	rows, err := t.tx.QueryContext(ctx, "SELECT account_id, amount FROM payments_entries WHERE transfer_id = $1 ORDER BY account_id", transfer)
+	if err != nil {
+		return nil, fmt.Errorf("read entries: %w", sqldb.Translate(err))
+	}
+	defer rows.Close()
+	var out []payments.Entry
+	for rows.Next() {
+		var e payments.Entry
+		if err := rows.Scan(&e.Account, &e.Amount); err != nil {
+			return nil, fmt.Errorf("read entries: %w", sqldb.Translate(err))
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read entries: %w", sqldb.Translate(err))
+	}
+	if len(out) == 0 {
+		return nil, errNotFound
+	}
+	return out, nil
+}
+
+func (t *txStore) RevokeEntitlement(ctx context.Context, user, item, purchase strata.ID) error {
+	_, err := t.exec(ctx, "revoke entitlement",
+		"DELETE FROM payments_entitlements WHERE user_id = $1 AND item_id = $2 AND purchase_id = $3", user, item, purchase)
+	return err
+}
+
+const transferColumns = "t.id, t.shard, t.type, t.currency, t.amount, t.intent_id, t.purchase_id, t.item_id, t.reverses_id, t.created_at"
+
+// Transfers reads the transfers touching an owner's accounts (or one
+// account) from the primary of the owner's (the account's) database,
+// newest first, with their entries.
+func (s *Store) Transfers(ctx context.Context, owner, account, before strata.ID, limit int) ([]payments.Transfer, error) {
+	key := owner
+	if account != "" {
+		key = account
+	}
+	db, err := s.router.ForID(key)
+	if err != nil {
+		return []payments.Transfer{}, nil
+	}
+	q := "SELECT " + transferColumns + " FROM payments_transfers t WHERE t.id IN (SELECT e.transfer_id FROM payments_entries e"
+	args := []any{}
+	if account != "" {
+		args = append(args, account)
+		q += " WHERE e.account_id = $1)"
+	} else {
+		args = append(args, owner)
+		q += " JOIN payments_accounts a ON a.id = e.account_id WHERE a.owner_id = $1)"
+	}
+	if before != "" {
+		args = append(args, before)
+		q += fmt.Sprintf(" AND t.id < $%d", len(args))
+	}
+	q += fmt.Sprintf(" ORDER BY t.id DESC LIMIT %d", limit)
+	rows, err := db.Writer().QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("read transfers: %w", sqldb.Translate(err))
+	}
+	out := []payments.Transfer{}
+	index := map[strata.ID]int{}
+	for rows.Next() {
+		var t payments.Transfer
+		var typ string
+		var created int64
+		if err := rows.Scan(&t.ID, &t.Shard, &typ, &t.Currency, &t.Amount, &t.IntentID, &t.PurchaseID, &t.ItemID, &t.ReversesID, &created); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("read transfers: %w", sqldb.Translate(err))
+		}
+		t.Type, t.CreatedAt = payments.TransferType(typ), sqldb.FromMillis(created)
+		index[t.ID] = len(out)
+		out = append(out, t)
+	}
+	err = rows.Err()
+	rows.Close()
+	if err != nil || len(out) == 0 {
+		return out, sqldb.Translate(err)
+	}
+	marks := make([]string, len(out))
+	ids := make([]any, len(out))
+	for i, t := range out {
+		marks[i], ids[i] = fmt.Sprintf("$%d", i+1), t.ID
+	}
+	erows, err := db.Writer().QueryContext(ctx, "SELECT transfer_id, account_id, amount FROM payments_entries WHERE transfer_id IN ("+
+		strings.Join(marks, ", ")+") ORDER BY transfer_id, amount", ids...)
+	if err != nil {
+		return nil, fmt.Errorf("read entries: %w", sqldb.Translate(err))
+	}
+	defer erows.Close()
+	for erows.Next() {
+		var tid strata.ID
+		var e payments.Entry
+		if err := erows.Scan(&tid, &e.Account, &e.Amount); err != nil {
+			return nil, fmt.Errorf("read entries: %w", sqldb.Translate(err))
+		}
+		i := index[tid]
+		out[i].Entries = append(out[i].Entries, e)
+	}
+	return out, sqldb.Translate(erows.Err())
 }
