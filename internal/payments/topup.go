@@ -249,7 +249,15 @@ func (s *Service) charge(ctx context.Context, in *Intent, card provider.Card) (*
 		s.log.WarnContext(ctx, "charge unanswered; the worker will settle the intent", "intent_id", in.ID, "error", err)
 		return in, nil
 	}
-	return s.settle(context.WithoutCancel(ctx), in.ID, in.Attempt, c)
+	settled, err := s.settle(context.WithoutCancel(ctx), in.ID, in.Attempt, c)
+	if err != nil {
+		// The intent and its settle event are committed and the card may
+		// be charged: the answer is "processing", never an error a client
+		// would retry into a second charge. The worker settles it.
+		s.log.WarnContext(ctx, "settling failed; the worker will settle the intent", "intent_id", in.ID, "error", err)
+		return in, nil
+	}
+	return settled, nil
 }
 
 // settle applies a charge's outcome to the intent's attempt, once: an
