@@ -141,6 +141,11 @@ func serveCmd(ctx context.Context, s *settings, stdout, stderr io.Writer) error 
 		goBG("content janitor", func(ctx context.Context) error { contentSvc.RunJanitor(ctx); return nil })
 		goBG("idempotency sweep", func(ctx context.Context) error { return keys.Run(ctx, 0, logger) })
 		settler := payments.IntentSettler{Service: paymentsSvc, Logger: logger}
+		reconcileMetrics := payments.NewReconcileMetrics(metrics.Registry())
+		goBG("ledger reconciler", func(ctx context.Context) error {
+			paymentsSvc.RunReconciler(ctx, s.reconcile.Interval, reconcileMetrics)
+			return nil
+		})
 		for _, w := range []struct {
 			name string
 			cfg  queue.ConsumerConfig

@@ -49,6 +49,7 @@ type settings struct {
 	content           content.Config
 	delivery          content.DeliveryConfig
 	payments          payments.Config
+	reconcile         payments.ReconcileConfig
 	cardNetwork       provider.TestConfig
 	idempotency       idempotency.Config
 	blob              blob.Config
@@ -78,6 +79,7 @@ func (s *settings) registerFlags(fs *pflag.FlagSet) {
 	s.content.RegisterFlags(fs)
 	s.delivery.RegisterFlags(fs)
 	s.payments.RegisterFlags(fs)
+	s.reconcile.RegisterFlags(fs)
 	s.cardNetwork.RegisterFlags(fs)
 	s.idempotency.RegisterFlags(fs)
 	s.blob.RegisterFlags(fs)
@@ -160,6 +162,9 @@ func (s *settings) validate() error {
 		return err
 	}
 	if err := s.idempotency.Validate(); err != nil {
+		return err
+	}
+	if err := s.reconcile.Validate(); err != nil {
 		return err
 	}
 	if err := s.payments.Validate(); err != nil {

@@ -209,6 +209,11 @@ func TestLedgerProperty(t *testing.T) {
 	require.Positive(t, flaky.failed.Load(), "failures were injected")
 	require.Positive(t, replays.Load(), "responses were replayed")
 
+	// The reconciler agrees.
+	report, err := payments.Verify(ctx, paymentssql.New(h.router, h.clock))
+	require.NoError(t, err)
+	require.True(t, report.Clean(), "violations: %+v", report.Violations)
+
 	// Every invariant, and exactly once: each wallet equals its succeeded
 	// top-ups minus its live purchases' prices.
 	h.checkInvariants()

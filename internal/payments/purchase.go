@@ -130,7 +130,10 @@ func (s *Service) Buy(ctx context.Context, itemID strata.ID) (*Purchase, error) 
 		if pur.Fee > 0 {
 			cut := &Transfer{Shard: buyerShard, Type: TransferFee, Currency: price.Currency, PurchaseID: pur.ID, ItemID: item.ID,
 				Entries: []Entry{{earnings.ID, -pur.Fee}, {revenue.ID, pur.Fee}}}
-			if err := post(ctx, tx, cut, now); err != nil {
+			// The sale credited the earnings with the price just before, so
+			// the fee never takes them below where they were: allowed even
+			// when a forced refund left them negative.
+			if err := post(ctx, tx, cut, now, earnings.ID); err != nil {
 				return err
 			}
 			pur.FeeTransferID = cut.ID

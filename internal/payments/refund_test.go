@@ -215,3 +215,20 @@ func TestTransfersListing(t *testing.T) {
 	require.Len(t, r.json(t)["transfers"], 5)
 	require.Equal(t, http.StatusForbidden, h.do(u, "GET", "/v1/ledger/transfers?account="+acct, nil).status, "accounts by id are for admins")
 }
+
+func TestCreatorInDeficitStillSells(t *testing.T) {
+	h := newHarness(t, 1)
+	creator := h.newUser(strata.RoleCreator, 1)
+	buyer := h.newUser(strata.RoleBuyer, 5)
+	admin := h.newUser(strata.RoleAdmin, 6)
+	h.topUp(buyer, 10_000, "USD")
+	pur, _ := h.bought(buyer, creator, 800)
+	h.drainEarnings(creator, 1, "USD", 700)
+	r := h.do(admin, "POST", "/v1/purchases/"+pur+"/refund", map[string]any{"force": true})
+	require.Equal(t, http.StatusOK, r.status, "body: %s", r.body)
+	require.Equal(t, int64(-700), h.balance(payments.KindEarnings, creator.id, "USD", 1))
+	// A sale of 100 (fee 12) leaves the creator at -612: the fee is taken
+	// even though the earnings stay negative, and the buyer is not blamed.
+	h.bought(buyer, creator, 100)
+	require.Equal(t, int64(-612), h.balance(payments.KindEarnings, creator.id, "USD", 1))
+}
