@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/stratadev/strata/internal/observability"
+	"github.com/stratadev/strata/internal/payments/webhook"
 	"github.com/stratadev/strata/internal/storage/sqldbtest"
 	"github.com/stretchr/testify/require"
 	"gopkg.in/yaml.v3"
@@ -57,7 +58,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	require.NoError(t, err)
 	paymentsSvc, err := st.paymentsService(cfg.payments, cfg.cardNetwork, contentSvc, discard, nil)
 	require.NoError(t, err)
-	served := newMux(all, observability.NewProbes(), observability.NewMetrics(), svc, contentSvc, paymentsSvc, nil, false).Patterns()
+	served := newMux(all, observability.NewProbes(), observability.NewMetrics(), svc, contentSvc, paymentsSvc, webhook.NewService(webhook.Deps{Router: st.router}), nil, false).Patterns()
 
 	slices.Sort(documented)
 	slices.Sort(served)

@@ -23,6 +23,7 @@ import (
 	"github.com/stratadev/strata/internal/mail"
 	"github.com/stratadev/strata/internal/observability"
 	"github.com/stratadev/strata/internal/payments"
+	"github.com/stratadev/strata/internal/payments/webhook"
 	"github.com/stratadev/strata/internal/queue"
 	"github.com/stratadev/strata/internal/storage/blob"
 )
@@ -124,7 +125,8 @@ func serveCmd(ctx context.Context, s *settings, stdout, stderr io.Writer) error 
 	}
 	logger.Warn("payments use the built-in test card network: no real money moves")
 	keys := idempotency.NewStore(st.router, clock)
-	mux := newMux(roles, probes, metrics, authSvc, contentSvc, paymentsSvc, idempotency.Middleware(keys, s.idempotency), s.trustProxy)
+	hooks := webhook.NewService(webhook.Deps{Router: st.router, Sealer: sealer, Clock: clock, Logger: logger, Config: s.webhooks})
+	mux := newMux(roles, probes, metrics, authSvc, contentSvc, paymentsSvc, hooks, idempotency.Middleware(keys, s.idempotency), s.trustProxy)
 
 	var consumers []*queue.Consumer
 	if roles["worker"] {
@@ -141,6 +143,8 @@ func serveCmd(ctx context.Context, s *settings, stdout, stderr io.Writer) error 
 		goBG("content janitor", func(ctx context.Context) error { contentSvc.RunJanitor(ctx); return nil })
 		goBG("idempotency sweep", func(ctx context.Context) error { return keys.Run(ctx, 0, logger) })
 		settler := payments.IntentSettler{Service: paymentsSvc, Logger: logger}
+		goBG("webhook sender", hooks.RunSender)
+		dispatcher := webhook.Dispatcher{Service: hooks, Logger: logger}
 		reconcileMetrics := payments.NewReconcileMetrics(metrics.Registry())
 		goBG("ledger reconciler", func(ctx context.Context) error {
 			paymentsSvc.RunReconciler(ctx, s.reconcile.Interval, reconcileMetrics)
@@ -154,6 +158,7 @@ func serveCmd(ctx context.Context, s *settings, stdout, stderr io.Writer) error 
 			{"mail", mc.ConsumerConfig(), mc.Handle},
 			{"asset processor", ap.ConsumerConfig(), ap.Handle},
 			{"payment settler", settler.ConsumerConfig(), settler.Handle},
+			{"webhook dispatcher", dispatcher.ConsumerConfig(), dispatcher.Handle},
 		} {
 			w.cfg.Metrics = qmetrics
 			c, err := q.client.Consume(ctx, w.cfg, w.h, logger)
@@ -249,7 +254,7 @@ func serveCmd(ctx context.Context, s *settings, stdout, stderr io.Writer) error 
 // newMux mounts the probes, the metrics and the routes of every module
 // whose role this instance runs.
 func newMux(roles map[string]bool, probes *observability.Probes, metrics *observability.Metrics, authSvc *auth.Service,
-	contentSvc *content.Service, paymentsSvc *payments.Service, idempotent func(http.Handler) http.Handler, trustProxy bool) *httpx.Mux {
+	contentSvc *content.Service, paymentsSvc *payments.Service, hooks *webhook.Service, idempotent func(http.Handler) http.Handler, trustProxy bool) *httpx.Mux {
 	mux := httpx.NewMux()
 	mux.Wrap(metrics.InFlight)
 	mux.Handle("GET /healthz", probes.HealthzHandler())
@@ -263,6 +268,7 @@ func newMux(roles map[string]bool, probes *observability.Probes, metrics *observ
 	}
 	if roles["payments"] {
 		payments.Routes(mux, paymentsSvc, authSvc.Verifier(), idempotent)
+		webhook.Routes(mux, hooks, authSvc.Verifier(), idempotent)
 	}
 	return mux
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/stratadev/strata/internal/observability"
 	"github.com/stratadev/strata/internal/payments"
 	"github.com/stratadev/strata/internal/payments/provider"
+	"github.com/stratadev/strata/internal/payments/webhook"
 	"github.com/stratadev/strata/internal/storage/blob"
 )
 
@@ -49,6 +50,7 @@ type settings struct {
 	content           content.Config
 	delivery          content.DeliveryConfig
 	payments          payments.Config
+	webhooks          webhook.Config
 	reconcile         payments.ReconcileConfig
 	cardNetwork       provider.TestConfig
 	idempotency       idempotency.Config
@@ -79,6 +81,7 @@ func (s *settings) registerFlags(fs *pflag.FlagSet) {
 	s.content.RegisterFlags(fs)
 	s.delivery.RegisterFlags(fs)
 	s.payments.RegisterFlags(fs)
+	s.webhooks.RegisterFlags(fs)
 	s.reconcile.RegisterFlags(fs)
 	s.cardNetwork.RegisterFlags(fs)
 	s.idempotency.RegisterFlags(fs)
@@ -165,6 +168,9 @@ func (s *settings) validate() error {
 		return err
 	}
 	if err := s.reconcile.Validate(); err != nil {
+		return err
+	}
+	if err := s.webhooks.Validate(); err != nil {
 		return err
 	}
 	if err := s.payments.Validate(); err != nil {

@@ -38,8 +38,6 @@ type Delivery struct {
 	UpdatedAt      time.Time
 	// Log is the delivery's last attempts, newest first.
 	Log []Attempt
-
-	leaseUntil time.Time
 }
 
 // Attempt is one try at a delivery: the "delivery log".

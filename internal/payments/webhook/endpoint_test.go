@@ -20,6 +20,7 @@ func TestEndpointLifecycle(t *testing.T) {
 	r := h.do(h.admin, "POST", "/v1/webhooks/endpoints", map[string]any{
 		"url": "https://hooks.example.com/strata", "events": []string{"purchase.completed", "purchase.refunded", "purchase.completed"}})
 	require.Equal(t, http.StatusCreated, r.status, "body: %s", r.body)
+	require.Equal(t, "no-store", r.header.Get("Cache-Control"), "the answer carries a secret")
 	created := r.json(t)
 	id := created["id"].(string)
 	secret := created["secret"].(string)
@@ -45,6 +46,7 @@ func TestEndpointLifecycle(t *testing.T) {
 	r = h.do(h.admin, "GET", "/v1/webhooks/endpoints/"+id+"/secret", nil)
 	require.Equal(t, http.StatusOK, r.status)
 	require.Equal(t, secret, r.json(t)["secret"])
+	require.Equal(t, "no-store", r.header.Get("Cache-Control"))
 
 	// Update: events "*" swallows the rest; disable.
 	r = h.do(h.admin, "PATCH", "/v1/webhooks/endpoints/"+id, map[string]any{

@@ -118,6 +118,7 @@ func (h *harness) token(role strata.Role) string {
 
 type response struct {
 	status int
+	header http.Header
 	body   []byte
 }
 
@@ -154,7 +155,7 @@ func (h *harness) do(token, method, path string, body any) response {
 	}
 	rec := httptest.NewRecorder()
 	h.handler.ServeHTTP(rec, req)
-	return response{status: rec.Code, body: rec.Body.Bytes()}
+	return response{status: rec.Code, header: rec.Header(), body: rec.Body.Bytes()}
 }
 
 // createEndpoint registers url for events through the API and returns

@@ -29,16 +29,24 @@ func Routes(mux *httpx.Mux, s *Service, verifier httpx.TokenVerifier, wrapPost f
 	admin := func(h http.Handler) http.Handler {
 		return httpx.Chain(h, httpx.Authenticate(verifier), httpx.RequireAuth(strata.RoleAdmin))
 	}
-	mux.Handle("POST /v1/webhooks/endpoints", admin(wrapPost(handleCreate(s))))
+	mux.Handle("POST /v1/webhooks/endpoints", admin(wrapPost(noStore(handleCreate(s)))))
 	mux.Handle("GET /v1/webhooks/endpoints", admin(handleList(s)))
 	mux.Handle("GET /v1/webhooks/endpoints/{id}", admin(handleGet(s)))
 	mux.Handle("PATCH /v1/webhooks/endpoints/{id}", admin(handleUpdate(s)))
 	mux.Handle("DELETE /v1/webhooks/endpoints/{id}", admin(handleDelete(s)))
-	mux.Handle("POST /v1/webhooks/endpoints/{id}/rotate", admin(wrapPost(handleRotate(s))))
-	mux.Handle("GET /v1/webhooks/endpoints/{id}/secret", admin(handleSecret(s)))
+	mux.Handle("POST /v1/webhooks/endpoints/{id}/rotate", admin(wrapPost(noStore(handleRotate(s)))))
+	mux.Handle("GET /v1/webhooks/endpoints/{id}/secret", admin(noStore(handleSecret(s))))
 	mux.Handle("GET /v1/webhooks/endpoints/{id}/deliveries", admin(handleDeliveries(s)))
 	mux.Handle("GET /v1/webhooks/deliveries/{id}", admin(handleDelivery(s)))
 	mux.Handle("POST /v1/webhooks/deliveries/{id}/replay", admin(wrapPost(handleReplay(s))))
+}
+
+// noStore keeps answers that carry a secret out of every cache.
+func noStore(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		h.ServeHTTP(w, r)
+	})
 }
 
 type endpointJSON struct {

@@ -334,14 +334,14 @@ func (st *store) record(ctx context.Context, id strata.ID, token string, o outco
 	})
 }
 
-const deliveryColumns = `d.id, d.event_id, d.endpoint_id, ev.type, d.status, d.attempts, d.next_attempt_at, d.lease_until,
+const deliveryColumns = `d.id, d.event_id, d.endpoint_id, ev.type, d.status, d.attempts, d.next_attempt_at,
 	d.last_status_code, d.last_error, d.created_at, d.updated_at`
 
 func scanDelivery(row interface{ Scan(...any) error }) (*Delivery, error) {
 	var d Delivery
 	var status string
-	var next, lease, created, updated int64
-	if err := row.Scan(&d.ID, &d.EventID, &d.EndpointID, &d.EventType, &status, &d.Attempts, &next, &lease,
+	var next, created, updated int64
+	if err := row.Scan(&d.ID, &d.EventID, &d.EndpointID, &d.EventType, &status, &d.Attempts, &next,
 		&d.LastStatusCode, &d.LastError, &created, &updated); err != nil {
 		return nil, err
 	}
@@ -349,7 +349,6 @@ func scanDelivery(row interface{ Scan(...any) error }) (*Delivery, error) {
 	if d.Status == StatusPending {
 		d.NextAttemptAt = sqldb.FromMillis(next)
 	}
-	d.leaseUntil = sqldb.FromMillis(lease)
 	d.CreatedAt, d.UpdatedAt = sqldb.FromMillis(created), sqldb.FromMillis(updated)
 	return &d, nil
 }
