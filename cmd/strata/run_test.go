@@ -475,7 +475,7 @@ func TestBuyAndDownload(t *testing.T) {
 	}, 20*time.Second, 50*time.Millisecond, "the worker confirms the asynchronous charge")
 	status, body = call(t, "GET", in.base+"/v1/wallet", nil, buyer)
 	require.Equal(t, http.StatusOK, status)
-	require.Equal(t, []any{map[string]any{"amount": float64(1800), "currency": "USD"}}, body["balances"])
+	require.Equal(t, []any{map[string]any{"available": float64(1800), "currency": "USD"}}, body["balances"])
 
 	// Buy, then download at once.
 	status, body = call(t, "POST", in.base+"/v1/purchases", map[string]any{"item_id": itemID}, buyer)
@@ -495,7 +495,7 @@ func TestBuyAndDownload(t *testing.T) {
 	require.Equal(t, http.StatusOK, resp.StatusCode, "%s", got)
 	require.Equal(t, file, got)
 	status, body = call(t, "GET", in.base+"/v1/wallet", nil, buyer)
-	require.Equal(t, []any{map[string]any{"amount": float64(300), "currency": "USD"}}, body["balances"])
+	require.Equal(t, []any{map[string]any{"available": float64(300), "currency": "USD"}}, body["balances"])
 	status, body = call(t, "GET", in.base+"/v1/wallet", nil, creator)
-	require.Equal(t, []any{map[string]any{"amount": float64(1350), "currency": "USD"}}, body["earnings"])
+	require.Equal(t, []any{map[string]any{"available": float64(1350), "currency": "USD"}}, body["earnings"])
 }

@@ -18,6 +18,11 @@ const (
 // Config tunes the middleware. Middleware takes a zero field as its
 // default; Validate, which checks settings read from flags, requires TTL.
 type Config struct {
+	// HashKey keys the request fingerprints (HMAC-SHA256), so that a
+	// stored fingerprint reveals nothing of a body that held a secret.
+	// cmd/strata derives it from the master key; nil uses a fixed key
+	// (tests only).
+	HashKey []byte
 	// TTL is how long a completed response is kept and replayed, from the
 	// moment it was recorded; past it the key counts as unused. The flag
 	// --idempotency-ttl; at least 1m.

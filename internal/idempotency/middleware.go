@@ -3,6 +3,7 @@ package idempotency
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -95,7 +96,8 @@ func Middleware(store *Store, cfg Config) func(http.Handler) http.Handler {
 			r.Body = io.NopCloser(bytes.NewReader(body))
 			r.ContentLength = int64(len(body))
 			r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
-			store.serve(w, r, next, cfg, string(p.UserID), values[0], fingerprint(r, body))
+			r = r.WithContext(context.WithValue(r.Context(), keyCtx{}, values[0]))
+			store.serve(w, r, next, cfg, string(p.UserID), values[0], fingerprint(cfg.HashKey, r, body))
 		})
 	}
 }
@@ -268,13 +270,35 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 	return body, nil
 }
 
-// fingerprint is the hex SHA-256 of what makes two requests the same: the
-// method, the path (not only the route pattern: the same key and body
-// sent to two items are two requests), the query and the body. Each part
-// is length-prefixed, so no two different requests hash alike by moving
-// bytes from one part to the next.
-func fingerprint(r *http.Request, body []byte) string {
-	h := sha256.New()
+// keyCtx carries the Idempotency-Key of the request being run.
+type keyCtx struct{}
+
+// KeyFrom returns the Idempotency-Key under which the request of ctx runs
+// ("" without one). Handlers whose effect must happen once per key even
+// when a key's lock is taken over (a crash between their commit and the
+// recording of the response) store it under a unique index of their own:
+// the top-up does.
+func KeyFrom(ctx context.Context) string {
+	k, _ := ctx.Value(keyCtx{}).(string)
+	return k
+}
+
+// WithKey returns ctx carrying key as the request's Idempotency-Key, as
+// the middleware does (for callers that run handlers' logic directly).
+func WithKey(ctx context.Context, key string) context.Context {
+	return context.WithValue(ctx, keyCtx{}, key)
+}
+
+// fingerprint is the hex HMAC-SHA256, under the deployment's key, of what
+// makes two requests the same: the method, the path (not only the route
+// pattern: the same key and body sent to two items are two requests), the
+// query and the body. Each part is length-prefixed, so no two different
+// requests hash alike by moving bytes from one part to the next. It is
+// keyed because bodies can hold secrets (a card number and CVC in a
+// top-up): an unkeyed hash of a body whose other fields are known could
+// be reversed by guessing, a keyed one cannot without the key.
+func fingerprint(key []byte, r *http.Request, body []byte) string {
+	h := hmac.New(sha256.New, key)
 	writePart(h, []byte(r.Method))
 	writePart(h, []byte(r.URL.EscapedPath()))
 	writePart(h, []byte(r.URL.RawQuery))

@@ -205,10 +205,25 @@ func handleWallet(s *Service) http.Handler {
 			return
 		}
 		httpx.WriteJSON(w, http.StatusOK, struct {
-			Balances []strata.Money `json:"balances"`
-			Earnings []strata.Money `json:"earnings"`
-		}{wl.Balances, wl.Earnings})
+			Balances []balanceJSON `json:"balances"`
+			Earnings []balanceJSON `json:"earnings"`
+		}{balances(wl.Balances), balances(wl.Earnings)})
 	})
+}
+
+// balanceJSON is one currency of a wallet: what is available, in minor
+// units.
+type balanceJSON struct {
+	Currency  string `json:"currency"`
+	Available int64  `json:"available"`
+}
+
+func balances(ms []strata.Money) []balanceJSON {
+	out := make([]balanceJSON, len(ms))
+	for i, m := range ms {
+		out[i] = balanceJSON{Currency: m.Currency, Available: m.Amount}
+	}
+	return out
 }
 
 // pageParams reads cursor and limit.
@@ -276,9 +291,13 @@ func handleRefund(s *Service) http.Handler {
 	})
 }
 
+// entryJSON is one entry of a listed transfer. Another user's account is
+// shown by kind only (a creator does not learn a buyer's account id), to
+// anyone but an admin.
 type entryJSON struct {
-	AccountID strata.ID `json:"account_id"`
-	Amount    int64     `json:"amount"`
+	AccountID   strata.ID `json:"account_id,omitempty"`
+	AccountKind string    `json:"account_kind"`
+	Amount      int64     `json:"amount"`
 }
 
 type transferJSON struct {
@@ -306,6 +325,11 @@ func handleTransfers(s *Service) http.Handler {
 			httpx.WriteError(w, r, err)
 			return
 		}
+		var caller strata.ID
+		admin := false
+		if p := strata.PrincipalFrom(r.Context()); p != nil {
+			caller, admin = p.UserID, p.HasRole(strata.RoleAdmin)
+		}
 		page := struct {
 			Transfers  []transferJSON `json:"transfers"`
 			NextCursor strata.ID      `json:"next_cursor,omitempty"`
@@ -318,7 +342,11 @@ func handleTransfers(s *Service) http.Handler {
 			j := transferJSON{ID: t.ID, Type: string(t.Type), Currency: t.Currency, Amount: t.Amount, IntentID: t.IntentID,
 				PurchaseID: t.PurchaseID, ItemID: t.ItemID, ReversesID: t.ReversesID, Entries: []entryJSON{}, CreatedAt: formatTime(t.CreatedAt)}
 			for _, e := range t.Entries {
-				j.Entries = append(j.Entries, entryJSON{AccountID: e.Account, Amount: e.Amount})
+				ej := entryJSON{AccountKind: string(e.Kind), Amount: e.Amount}
+				if admin || (e.Owner != "" && e.Owner == caller) {
+					ej.AccountID = e.Account
+				}
+				j.Entries = append(j.Entries, ej)
 			}
 			page.Transfers = append(page.Transfers, j)
 		}

@@ -64,6 +64,9 @@ const (
 type Entry struct {
 	Account strata.ID
 	Amount  int64
+	// Kind and Owner describe the account, when read back for display.
+	Kind  AccountKind
+	Owner strata.ID
 }
 
 // Transfer is an immutable, balanced movement of money in one currency:

@@ -1,6 +1,8 @@
 package payments
 
 import (
+	"fmt"
+	"slices"
 	"context"
 	"encoding/json"
 	"time"
@@ -41,7 +43,7 @@ var (
 	errOwnItem      = &strata.Error{Code: strata.CodeConflict, Reason: "own_item", Message: "creators cannot buy their own items"}
 	errFreeItem     = &strata.Error{Code: strata.CodeConflict, Reason: "item_free", Message: "the item is free: download it without buying"}
 	errAlready      = &strata.Error{Code: strata.CodeConflict, Reason: "already_purchased", Message: "you already bought this item"}
-	errCrossShard   = &strata.Error{Code: strata.CodeUnavailable, Reason: "cross_database_purchase",
+	errCrossShard   = &strata.Error{Code: strata.CodeConflict, Reason: "cross_database_purchase",
 		Message: "buyer and creator live in different databases; cross-database purchases are not supported yet"}
 )
 
@@ -85,6 +87,10 @@ func (s *Service) Buy(ctx context.Context, itemID strata.ID) (*Purchase, error) 
 		return nil, errOwnItem
 	case item.Price.Amount == 0:
 		return nil, errFreeItem
+	case item.Price.Amount < 0 || !strata.ValidCurrency(item.Price.Currency):
+		// Content validates prices; a bad one here would reverse the
+		// entries, so it is refused whatever the catalog says.
+		return nil, strata.Internal(fmt.Errorf("item %s has an invalid price %s", item.ID, item.Price))
 	}
 	buyerShard, err := shardOf(p.UserID)
 	if err != nil {
@@ -121,15 +127,18 @@ func (s *Service) Buy(ctx context.Context, itemID strata.ID) (*Purchase, error) 
 		if err != nil {
 			return err
 		}
+		if err := lockInOrder(ctx, tx, wallet.ID, earnings.ID, revenue.ID); err != nil {
+			return err
+		}
 		sale := &Transfer{Shard: buyerShard, Type: TransferPurchase, Currency: price.Currency, PurchaseID: pur.ID, ItemID: item.ID,
-			Entries: []Entry{{wallet.ID, -price.Amount}, {earnings.ID, price.Amount}}}
+			Entries: []Entry{{Account: wallet.ID, Amount: -price.Amount}, {Account: earnings.ID, Amount: price.Amount}}}
 		if err := post(ctx, tx, sale, now); err != nil {
 			return err
 		}
 		pur.TransferID = sale.ID
 		if pur.Fee > 0 {
 			cut := &Transfer{Shard: buyerShard, Type: TransferFee, Currency: price.Currency, PurchaseID: pur.ID, ItemID: item.ID,
-				Entries: []Entry{{earnings.ID, -pur.Fee}, {revenue.ID, pur.Fee}}}
+				Entries: []Entry{{Account: earnings.ID, Amount: -pur.Fee}, {Account: revenue.ID, Amount: pur.Fee}}}
 			// The sale credited the earnings with the price just before, so
 			// the fee never takes them below where they were: allowed even
 			// when a forced refund left them negative.
@@ -228,6 +237,14 @@ func mayRead(ctx context.Context, user strata.ID) error {
 	return nil
 }
 
+// lockInOrder locks accounts sorted by id, so every transaction takes its
+// row locks in one global order and none can deadlock another.
+func lockInOrder(ctx context.Context, tx Tx, ids ...strata.ID) error {
+	ids = slices.Clone(ids)
+	slices.Sort(ids)
+	return tx.LockAccounts(ctx, slices.Compact(ids))
+}
+
 // creditTopUp posts a top-up: money enters the user's wallet from the
 // external world on the user's shard, exactly once per intent (the
 // database refuses a second top-up transfer of the same intent with
@@ -246,7 +263,7 @@ func creditTopUp(ctx context.Context, tx Tx, user, intent strata.ID, m strata.Mo
 		return nil, err
 	}
 	t := &Transfer{Shard: shard, Type: TransferTopUp, Currency: m.Currency, IntentID: intent,
-		Entries: []Entry{{external.ID, -m.Amount}, {wallet.ID, m.Amount}}}
+		Entries: []Entry{{Account: external.ID, Amount: -m.Amount}, {Account: wallet.ID, Amount: m.Amount}}}
 	if err := post(ctx, tx, t, now); err != nil {
 		return nil, err
 	}

@@ -43,9 +43,9 @@ func TestBuyMovesMoneyAndGrantsTheItem(t *testing.T) {
 	// The wallet, as the buyer and as the creator see it.
 	r = h.do(buyer, "GET", "/v1/wallet", nil)
 	require.Equal(t, http.StatusOK, r.status)
-	require.Equal(t, []any{map[string]any{"amount": float64(1500), "currency": "USD"}}, r.json(t)["balances"])
+	require.Equal(t, []any{map[string]any{"available": float64(1500), "currency": "USD"}}, r.json(t)["balances"])
 	r = h.do(creator, "GET", "/v1/wallet", nil)
-	require.Equal(t, []any{map[string]any{"amount": float64(875), "currency": "USD"}}, r.json(t)["earnings"])
+	require.Equal(t, []any{map[string]any{"available": float64(875), "currency": "USD"}}, r.json(t)["earnings"])
 
 	// The event, in the same transaction.
 	var subject, payload string
@@ -195,7 +195,7 @@ func TestCrossDatabasePurchaseIsRefusedForNow(t *testing.T) {
 	item := h.item(creator, 100, "USD")
 	h.topUp(buyer, 1000, "USD")
 	r := h.do(buyer, "POST", "/v1/purchases", map[string]any{"item_id": item})
-	require.Equal(t, http.StatusServiceUnavailable, r.status, "body: %s", r.body)
+	require.Equal(t, http.StatusConflict, r.status, "body: %s", r.body)
 	require.Equal(t, "cross_database_purchase", r.code(t))
 	require.Equal(t, int64(1000), h.wallet(buyer, "USD"))
 	// Same database, different logical shards: one transaction.

@@ -73,6 +73,27 @@ func (s *Service) Refund(ctx context.Context, id strata.ID, force bool) (*Purcha
 		if err != nil {
 			return err
 		}
+		// Lock every account the reversals touch, in id order, then read
+		// the earnings again: the check below is on the locked balance.
+		touched := []strata.ID{earnings.ID}
+		for _, orig := range []strata.ID{pur.FeeTransferID, pur.TransferID} {
+			if orig == "" {
+				continue
+			}
+			entries, err := tx.Entries(ctx, orig)
+			if err != nil {
+				return err
+			}
+			for _, e := range entries {
+				touched = append(touched, e.Account)
+			}
+		}
+		if err := lockInOrder(ctx, tx, touched...); err != nil {
+			return err
+		}
+		if earnings, err = tx.Account(ctx, earnings.Key, now); err != nil {
+			return err
+		}
 		owed := pur.Price.Amount - pur.Fee // what the creator kept
 		var deficit int64
 		if earnings.Balance < owed {

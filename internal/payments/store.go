@@ -69,8 +69,17 @@ type Tx interface {
 	RevokeEntitlement(ctx context.Context, user, item, purchase strata.ID) error
 	// GrantEntitlement records that user holds item through purchase.
 	GrantEntitlement(ctx context.Context, user, item, purchase strata.ID, now time.Time) error
-	// InsertIntent records a new payment intent.
+	// InsertIntent records a new payment intent; conflict
+	// "duplicate_intent" when the user already has one under its
+	// idempotency key.
 	InsertIntent(ctx context.Context, in *Intent) error
+	// IntentByKey reads the user's intent created under an idempotency
+	// key; not_found when there is none.
+	IntentByKey(ctx context.Context, user strata.ID, key string) (*Intent, error)
+	// LockAccounts locks the accounts' rows in the order given (callers
+	// sort by id, so concurrent transactions lock in one order and cannot
+	// deadlock on PostgreSQL).
+	LockAccounts(ctx context.Context, ids []strata.ID) error
 	// IntentForUpdate reads an intent, locked; not_found when absent.
 	IntentForUpdate(ctx context.Context, id strata.ID) (*Intent, error)
 	// UpdateIntent writes every mutable field of an intent.

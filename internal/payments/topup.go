@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/stratadev/strata"
+	"github.com/stratadev/strata/internal/idempotency"
 	"github.com/stratadev/strata/internal/payments/provider"
 	"github.com/stratadev/strata/internal/queue"
 )
@@ -41,7 +42,10 @@ type Intent struct {
 	CardBrand  string
 	CardLast4  string
 	TransferID strata.ID // the top-up transfer, once succeeded
-	CreatedAt  time.Time
+	// IdempotencyKey is the key the intent was created under ("" for
+	// none): one intent per user and key.
+	IdempotencyKey string
+	CreatedAt      time.Time
 	UpdatedAt  time.Time
 }
 
@@ -60,6 +64,7 @@ const (
 	// (IntentEvent).
 	SubjectIntentSucceeded = "payments.payment_intent.succeeded"
 	SubjectIntentFailed    = "payments.payment_intent.payment_failed"
+	SubjectIntentCanceled  = "payments.payment_intent.canceled"
 )
 
 // IntentRef is the payload of payments.payment_intent.settle.
@@ -102,9 +107,27 @@ func (s *Service) TopUp(ctx context.Context, amount strata.Money, card provider.
 	}
 	now := s.clock.Now().UTC()
 	card = card.Normalize()
+	key := idempotency.KeyFrom(ctx)
 	in := &Intent{ID: strata.NewID("pi", shard, now), UserID: p.UserID, Amount: amount, Status: IntentProcessing,
-		Attempt: 1, CardBrand: card.Brand(), CardLast4: card.Last4(), CreatedAt: now, UpdatedAt: now}
+		Attempt: 1, CardBrand: card.Brand(), CardLast4: card.Last4(), IdempotencyKey: key, CreatedAt: now, UpdatedAt: now}
+	var existing *Intent
 	err = s.store.Tx(ctx, shard, func(tx Tx) error {
+		if key != "" {
+			// The key's lock was taken over (a slow or crashed first
+			// request): the intent it made is the answer, not a new charge.
+			prior, err := tx.IntentByKey(ctx, p.UserID, key)
+			if err == nil {
+				if prior.Amount != amount {
+					return &strata.Error{Code: strata.CodeUnprocessable, Reason: "idempotency_key_reused",
+						Message: "this Idempotency-Key was used for another top-up"}
+				}
+				existing = prior
+				return nil
+			}
+			if strata.ErrorCode(err) != strata.CodeNotFound {
+				return err
+			}
+		}
 		if err := tx.InsertIntent(ctx, in); err != nil {
 			return err
 		}
@@ -113,9 +136,17 @@ func (s *Service) TopUp(ctx context.Context, amount strata.Money, card provider.
 	if err != nil {
 		return nil, err
 	}
+	if existing != nil {
+		return existing, nil
+	}
 	s.notify()
 	return s.charge(ctx, in, card)
 }
+
+// ChargeTimeout bounds the request's wait for the card network; past it
+// the intent stays processing and the settler finds out. SettleGrace
+// exceeds it, so the settler never gives up on a charge still in flight.
+const ChargeTimeout = 10 * time.Second
 
 // Retry tries another card on an intent that requires a payment method (a
 // new attempt, with its own idempotency key). Errors: those of TopUp,
@@ -177,9 +208,17 @@ func (s *Service) Cancel(ctx context.Context, id strata.ID) (*Intent, error) {
 				Message: fmt.Sprintf("a %s top-up cannot be canceled", in.Status)}
 		}
 		in.Status, in.UpdatedAt = IntentCanceled, s.clock.Now().UTC()
-		return tx.UpdateIntent(ctx, in)
+		if err := tx.UpdateIntent(ctx, in); err != nil {
+			return err
+		}
+		return outboxJSON(ctx, tx, SubjectIntentCanceled, IntentEvent{IntentID: in.ID, UserID: in.UserID, Amount: in.Amount,
+			Status: in.Status, FailureCode: in.FailureCode})
 	})
-	return in, err
+	if err != nil {
+		return nil, err
+	}
+	s.notify()
+	return in, nil
 }
 
 // IntentOf returns a top-up to its owner or an admin (not_found to anyone
@@ -244,10 +283,12 @@ func (s *Service) checkTopUp(amount strata.Money, card provider.Card) error {
 // and settles the outcome. Without an answer the intent stays processing:
 // the settle event written with it makes the worker find out.
 func (s *Service) charge(ctx context.Context, in *Intent, card provider.Card) (*Intent, error) {
-	c, err := s.provider.Charge(ctx, provider.ChargeRequest{IdempotencyKey: in.chargeKey(), Amount: in.Amount, Card: card})
+	cctx, cancel := context.WithTimeout(ctx, ChargeTimeout)
+	defer cancel()
+	c, err := s.provider.Charge(cctx, provider.ChargeRequest{IdempotencyKey: in.chargeKey(), Amount: in.Amount, Card: card})
 	if err != nil {
 		s.log.WarnContext(ctx, "charge unanswered; the worker will settle the intent", "intent_id", in.ID, "error", err)
-		return in, nil
+		return s.current(ctx, in), nil
 	}
 	settled, err := s.settle(context.WithoutCancel(ctx), in.ID, in.Attempt, c)
 	if err != nil {
@@ -255,9 +296,18 @@ func (s *Service) charge(ctx context.Context, in *Intent, card provider.Card) (*
 		// be charged: the answer is "processing", never an error a client
 		// would retry into a second charge. The worker settles it.
 		s.log.WarnContext(ctx, "settling failed; the worker will settle the intent", "intent_id", in.ID, "error", err)
-		return in, nil
+		return s.current(ctx, in), nil
 	}
 	return settled, nil
+}
+
+// current rereads an intent the request could not settle (the settler
+// may have meanwhile), falling back to what the request knows.
+func (s *Service) current(ctx context.Context, in *Intent) *Intent {
+	if now, err := s.store.Intent(context.WithoutCancel(ctx), in.ID); err == nil {
+		return now
+	}
+	return in
 }
 
 // settle applies a charge's outcome to the intent's attempt, once: an
@@ -277,6 +327,12 @@ func (s *Service) settle(ctx context.Context, id strata.ID, attempt int, c provi
 			return err
 		}
 		if in.Status != IntentProcessing || in.Attempt != attempt {
+			if c.Status == provider.ChargeSucceeded && c.ID != in.ChargeID {
+				// Money was taken that this intent will not credit: an
+				// operator must refund it at the provider.
+				s.log.ErrorContext(ctx, "charge succeeded for a settled attempt: refund it at the provider",
+					"intent_id", in.ID, "attempt", attempt, "charge_id", c.ID, "intent_status", in.Status)
+			}
 			return nil
 		}
 		now := s.clock.Now().UTC()
@@ -325,8 +381,10 @@ func outboxJSON(ctx context.Context, tx Tx, subject string, v any) error {
 }
 
 // SettleGrace is how long the settler leaves an intent whose charge it
-// cannot find to the request that is making it.
-const SettleGrace = 30 * time.Second
+// cannot find to the request that is making it: well past ChargeTimeout.
+// When it concludes that nothing was charged, provider.Lookup has closed
+// the key, so no late charge under it can succeed afterwards.
+const SettleGrace = 3 * ChargeTimeout
 
 // errStillPending makes the queue redeliver a settle event later.
 var errStillPending = errors.New("charge still pending")

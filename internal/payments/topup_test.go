@@ -6,9 +6,12 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"sync"
+	"time"
 	"testing"
 
 	"github.com/stratadev/strata"
+	"github.com/stratadev/strata/internal/idempotency"
 	"github.com/stratadev/strata/internal/payments"
 	"github.com/stratadev/strata/internal/payments/provider"
 	"github.com/stratadev/strata/internal/queue"
@@ -267,4 +270,71 @@ func TestTopUpBadInput(t *testing.T) {
 	var n int
 	require.NoError(t, h.router.Shard(2).Reader().QueryRow("SELECT COUNT(*) FROM payments_intents").Scan(&n))
 	require.Zero(t, n, "refused requests record nothing")
+}
+
+// A charge still on its way when the settler gives up on it is refused by
+// the network (the settler's lookup closed its key): the card is never
+// charged for an intent the ledger failed.
+func TestSettlerGivingUpClosesTheCharge(t *testing.T) {
+	h := newHarness(t, 1)
+	ctx := context.Background()
+	u := h.newUser(strata.RoleBuyer, 3)
+	arrived, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	slow := func(op string) error {
+		if op == provider.OpCharge {
+			once.Do(func() { close(arrived) })
+			<-release
+		}
+		return nil
+	}
+	h.fail.Store(&slow)
+	done := make(chan response)
+	go func() { done <- h.do(u, "POST", "/v1/topups", topUpBody(900, "USD", provider.TestCardSucceeds)) }()
+	<-arrived
+	// The settler, past its grace, finds no charge and fails the attempt.
+	var id string
+	require.Eventually(t, func() bool {
+		var n int
+		_ = h.router.Shard(3).Reader().QueryRow("SELECT COUNT(*) FROM payments_intents").Scan(&n)
+		if n == 1 {
+			_ = h.router.Shard(3).Reader().QueryRow("SELECT id FROM payments_intents").Scan(&id)
+		}
+		return n == 1
+	}, 5*time.Second, 5*time.Millisecond)
+	h.clock.Advance(payments.SettleGrace)
+	events := h.settleEvents(id)
+	require.NoError(t, h.settler.Handle(ctx, events[0]))
+	require.Equal(t, "requires_payment_method", h.intent(u, id)["status"])
+	// Now the charge arrives at the network: refused.
+	close(release)
+	r := <-done
+	h.fail.Store(nil)
+	require.Equal(t, http.StatusCreated, r.status, "body: %s", r.body)
+	require.Equal(t, "requires_payment_method", r.json(t)["status"], "the answer is what the ledger holds")
+	require.Zero(t, h.wallet(u, "USD"))
+	require.NoError(t, h.settler.Handle(ctx, events[0]))
+	require.Zero(t, h.wallet(u, "USD"))
+	h.checkInvariants()
+}
+
+// One Idempotency-Key makes one intent and one charge, even when the
+// key's lock was taken over and the request runs a second time.
+func TestTopUpOncePerKey(t *testing.T) {
+	h := newHarness(t, 1)
+	u := h.newUser(strata.RoleBuyer, 4)
+	ctx := idempotency.WithKey(u.ctx(), "key-1")
+	c := provider.Card{Number: provider.TestCardSucceeds, ExpMonth: 12, ExpYear: 2099, CVC: "123"}
+	first, err := h.svc.TopUp(ctx, strata.Money{Amount: 900, Currency: "USD"}, c)
+	require.NoError(t, err)
+	again, err := h.svc.TopUp(ctx, strata.Money{Amount: 900, Currency: "USD"}, c)
+	require.NoError(t, err)
+	require.Equal(t, first.ID, again.ID)
+	require.Equal(t, int64(900), h.wallet(u, "USD"))
+	_, err = h.svc.TopUp(ctx, strata.Money{Amount: 901, Currency: "USD"}, c)
+	require.Equal(t, "idempotency_key_reused", strata.ErrorReason(err))
+	other := h.newUser(strata.RoleBuyer, 5)
+	_, err = h.svc.TopUp(idempotency.WithKey(other.ctx(), "key-1"), strata.Money{Amount: 900, Currency: "USD"}, c)
+	require.NoError(t, err, "keys are per user")
+	h.checkInvariants()
 }

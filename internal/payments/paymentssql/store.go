@@ -298,14 +298,14 @@ func (t *txStore) Outbox(ctx context.Context, ev queue.Event) error {
 }
 
 const intentColumns = `id, user_id, amount, currency, status, failure_code, attempt, charge_id, card_brand, card_last4,
-	transfer_id, created_at, updated_at`
+	transfer_id, idempotency_key, created_at, updated_at`
 
 func scanIntent(row interface{ Scan(...any) error }) (*payments.Intent, error) {
 	var in payments.Intent
 	var status string
 	var created, updated int64
 	if err := row.Scan(&in.ID, &in.UserID, &in.Amount.Amount, &in.Amount.Currency, &status, &in.FailureCode, &in.Attempt,
-		&in.ChargeID, &in.CardBrand, &in.CardLast4, &in.TransferID, &created, &updated); err != nil {
+		&in.ChargeID, &in.CardBrand, &in.CardLast4, &in.TransferID, &in.IdempotencyKey, &created, &updated); err != nil {
 		return nil, fmt.Errorf("read intent: %w", sqldb.Translate(err))
 	}
 	in.Status = payments.IntentStatus(status)
@@ -324,13 +324,37 @@ func (s *Store) Intent(ctx context.Context, id strata.ID) (*payments.Intent, err
 
 func (t *txStore) InsertIntent(ctx context.Context, in *payments.Intent) error {
 	shard, _ := in.ID.Shard()
-	_, err := t.exec(ctx, "insert intent",
+	_, err := t.tx.ExecContext(ctx,
 		`INSERT INTO payments_intents (id, shard, user_id, amount, currency, status, failure_code, attempt, charge_id,
-		   card_brand, card_last4, transfer_id, created_at, updated_at)
-		 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
+		   card_brand, card_last4, transfer_id, idempotency_key, created_at, updated_at)
+		 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
 		in.ID, shard, in.UserID, in.Amount.Amount, in.Amount.Currency, string(in.Status), in.FailureCode, in.Attempt,
-		in.ChargeID, in.CardBrand, in.CardLast4, in.TransferID, sqldb.Millis(in.CreatedAt), sqldb.Millis(in.UpdatedAt))
-	return err
+		in.ChargeID, in.CardBrand, in.CardLast4, in.TransferID, in.IdempotencyKey, sqldb.Millis(in.CreatedAt), sqldb.Millis(in.UpdatedAt))
+	if sqldb.IsUniqueViolation(err) {
+		return &strata.Error{Code: strata.CodeConflict, Reason: "duplicate_intent", Message: "a top-up was already made with this key"}
+	}
+	if err != nil {
+		return fmt.Errorf("insert intent: %w", sqldb.Translate(err))
+	}
+	return nil
+}
+
+func (t *txStore) IntentByKey(ctx context.Context, user strata.ID, key string) (*payments.Intent, error) {
+	return scanIntent(t.tx.QueryRowContext(ctx, "SELECT "+intentColumns+
+		" FROM payments_intents WHERE user_id = $1 AND idempotency_key = $2 AND idempotency_key <> ''", user, key))
+}
+
+func (t *txStore) LockAccounts(ctx context.Context, ids []strata.ID) error {
+	if t.forUpdate == "" || len(ids) == 0 {
+		return nil // SQLite: the transaction holds the only write lock already
+	}
+	for _, id := range ids {
+		var got string
+		if err := t.tx.QueryRowContext(ctx, "SELECT id FROM payments_accounts WHERE id = $1"+t.forUpdate, id).Scan(&got); err != nil {
+			return fmt.Errorf("lock account %s: %w", id, sqldb.Translate(err))
+		}
+	}
+	return nil
 }
 
 func (t *txStore) IntentForUpdate(ctx context.Context, id strata.ID) (*payments.Intent, error) {
@@ -452,8 +476,9 @@ func (s *Store) Transfers(ctx context.Context, owner, account, before strata.ID,
 	for i, t := range out {
 		marks[i], ids[i] = fmt.Sprintf("$%d", i+1), t.ID
 	}
-	erows, err := db.Writer().QueryContext(ctx, "SELECT transfer_id, account_id, amount FROM payments_entries WHERE transfer_id IN ("+
-		strings.Join(marks, ", ")+") ORDER BY transfer_id, amount", ids...)
+	erows, err := db.Writer().QueryContext(ctx, "SELECT e.transfer_id, e.account_id, e.amount, a.kind, a.owner_id FROM payments_entries e"+
+		" JOIN payments_accounts a ON a.id = e.account_id WHERE e.transfer_id IN ("+
+		strings.Join(marks, ", ")+") ORDER BY e.transfer_id, e.amount", ids...)
 	if err != nil {
 		return nil, fmt.Errorf("read entries: %w", sqldb.Translate(err))
 	}
@@ -461,9 +486,11 @@ func (s *Store) Transfers(ctx context.Context, owner, account, before strata.ID,
 	for erows.Next() {
 		var tid strata.ID
 		var e payments.Entry
-		if err := erows.Scan(&tid, &e.Account, &e.Amount); err != nil {
+		var kind string
+		if err := erows.Scan(&tid, &e.Account, &e.Amount, &kind, &e.Owner); err != nil {
 			return nil, fmt.Errorf("read entries: %w", sqldb.Translate(err))
 		}
+		e.Kind = payments.AccountKind(kind)
 		i := index[tid]
 		out[i].Entries = append(out[i].Entries, e)
 	}

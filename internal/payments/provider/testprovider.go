@@ -71,6 +71,9 @@ type TestProvider struct {
 	mu    sync.Mutex
 	keys  map[string]*keyEntry
 	order []*keyEntry // by insertion, so by expiry: the eviction queue
+	// closed holds the keys a Lookup found unused, until when; a Charge
+	// under one is refused.
+	closed map[string]time.Time
 }
 
 type keyEntry struct {
@@ -134,6 +137,13 @@ func (p *TestProvider) record(req ChargeRequest, now time.Time) (*keyEntry, erro
 	fp := p.fingerprint(req)
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if until, ok := p.closed[req.IdempotencyKey]; ok {
+		if now.Before(until) {
+			return nil, &strata.Error{Code: strata.CodeConflict, Reason: "idempotency_key_closed",
+				Message: "a lookup found nothing under this key, which is now closed"}
+		}
+		delete(p.closed, req.IdempotencyKey)
+	}
 	p.evict(now)
 	if e, ok := p.keys[req.IdempotencyKey]; ok && now.Before(e.expires) {
 		if !hmac.Equal(e.fingerprint[:], fp[:]) {
@@ -225,8 +235,18 @@ func (p *TestProvider) Lookup(ctx context.Context, key string) (Charge, error) {
 	}
 	p.mu.Lock()
 	e, ok := p.keys[key]
-	if ok && !p.clock.Now().Before(e.expires) {
+	now := p.clock.Now()
+	if ok && !now.Before(e.expires) {
 		ok = false
+	}
+	if !ok {
+		// Nothing was charged under the key: close it, so that a charge
+		// still on its way cannot succeed after the caller concluded it
+		// failed.
+		if p.closed == nil {
+			p.closed = map[string]time.Time{}
+		}
+		p.closed[key] = now.Add(p.cfg.KeyTTL)
 	}
 	p.mu.Unlock()
 	if !ok {

@@ -560,8 +560,13 @@ func TestLookupByKey(t *testing.T) {
 	p, err := provider.NewTestProvider(provider.TestConfig{}, clock)
 	require.NoError(t, err)
 	ctx := context.Background()
-	_, err = p.Lookup(ctx, "pi_1/1")
+	_, err = p.Lookup(ctx, "pi_0/1")
 	require.Equal(t, "no_such_charge", strata.ErrorReason(err), "nothing charged under the key")
+	// The lookup closed the key: a charge arriving late is refused, so the
+	// caller's conclusion (never charged) stays true.
+	_, err = p.Charge(ctx, provider.ChargeRequest{IdempotencyKey: "pi_0/1", Amount: strata.Money{Amount: 500, Currency: "USD"},
+		Card: provider.Card{Number: provider.TestCardSucceeds, ExpMonth: 12, ExpYear: 2030, CVC: "123"}})
+	require.Equal(t, "idempotency_key_closed", strata.ErrorReason(err))
 	req := provider.ChargeRequest{IdempotencyKey: "pi_1/1", Amount: strata.Money{Amount: 500, Currency: "USD"},
 		Card: provider.Card{Number: provider.TestCardAsync, ExpMonth: 12, ExpYear: 2030, CVC: "123"}}
 	c, err := p.Charge(ctx, req)
