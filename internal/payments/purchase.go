@@ -1,10 +1,10 @@
 package payments
 
 import (
-	"fmt"
-	"slices"
 	"context"
 	"encoding/json"
+	"fmt"
+	"slices"
 	"time"
 
 	"github.com/stratadev/strata"

@@ -46,7 +46,7 @@ type Intent struct {
 	// none): one intent per user and key.
 	IdempotencyKey string
 	CreatedAt      time.Time
-	UpdatedAt  time.Time
+	UpdatedAt      time.Time
 }
 
 // chargeKey is the provider idempotency key of the intent's attempt.

@@ -7,8 +7,8 @@ import (
 	"net/http"
 	"strings"
 	"sync"
-	"time"
 	"testing"
+	"time"
 
 	"github.com/stratadev/strata"
 	"github.com/stratadev/strata/internal/idempotency"
