@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -126,7 +128,7 @@ func serveCmd(ctx context.Context, s *settings, stdout, stderr io.Writer) error 
 	logger.Warn("payments use the built-in test card network: no real money moves")
 	keys := idempotency.NewStore(st.router, clock)
 	hooks := webhook.NewService(webhook.Deps{Router: st.router, Sealer: sealer, Clock: clock, Logger: logger, Config: s.webhooks})
-	mux := newMux(roles, probes, metrics, authSvc, contentSvc, paymentsSvc, hooks, idempotency.Middleware(keys, s.idempotency), s.trustProxy)
+	mux := newMux(roles, probes, metrics, authSvc, contentSvc, paymentsSvc, hooks, idempotency.Middleware(keys, idempotencyConfig(s.idempotency, st.masterKey)), s.trustProxy)
 
 	var consumers []*queue.Consumer
 	if roles["worker"] {
@@ -354,4 +356,13 @@ func (qc *queueConn) close() {
 		qc.server.Shutdown()
 		qc.server.WaitForShutdown()
 	}
+}
+
+// idempotencyConfig keys the idempotency fingerprints with a key derived
+// from the master key, shared by every instance.
+func idempotencyConfig(cfg idempotency.Config, masterKey []byte) idempotency.Config {
+	mac := hmac.New(sha256.New, masterKey)
+	mac.Write([]byte("strata idempotency fingerprints v1"))
+	cfg.HashKey = mac.Sum(nil)
+	return cfg
 }
