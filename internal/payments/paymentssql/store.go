@@ -188,9 +188,19 @@ func (t *txStore) exec(ctx context.Context, action, q string, args ...any) (int6
 	return n, nil
 }
 
-// Account gets or creates the account of key: an insert that does nothing
-// when the account exists, then a read.
+// Account gets or creates the account of key: a read, and only for an
+// account not seen before an insert (which does nothing when a concurrent
+// transaction created it first) and a second read.
 func (t *txStore) Account(ctx context.Context, key payments.AccountKey, now time.Time) (*payments.Account, error) {
+	read := func() (*payments.Account, error) {
+		return scanAccount(t.tx.QueryRowContext(ctx,
+			"SELECT "+accountColumns+" FROM payments_accounts WHERE kind = $1 AND owner_id = $2 AND currency = $3 AND shard = $4",
+			string(key.Kind), key.Owner, key.Currency, key.Shard))
+	}
+	a, err := read()
+	if strata.ErrorCode(err) != strata.CodeNotFound {
+		return a, err
+	}
 	id := strata.NewID("acc", key.Shard, now)
 	if _, err := t.exec(ctx, "create account",
 		`INSERT INTO payments_accounts (id, shard, kind, owner_id, currency, balance, version, created_at, updated_at)
@@ -198,9 +208,7 @@ func (t *txStore) Account(ctx context.Context, key payments.AccountKey, now time
 		id, key.Shard, string(key.Kind), key.Owner, key.Currency, sqldb.Millis(now)); err != nil {
 		return nil, err
 	}
-	return scanAccount(t.tx.QueryRowContext(ctx,
-		"SELECT "+accountColumns+" FROM payments_accounts WHERE kind = $1 AND owner_id = $2 AND currency = $3 AND shard = $4",
-		string(key.Kind), key.Owner, key.Currency, key.Shard))
+	return read()
 }
 
 // Apply is one conditional update: the guard and the bounds are checked
