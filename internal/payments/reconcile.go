@@ -51,13 +51,23 @@ const (
 	// top-up transfer, of its amount, naming it; every top-up transfer
 	// belongs to a succeeded intent.
 	InvariantTopUpTransfer = "topup_transfer"
+	// InvariantIntentSettled: no payment intent stays processing longer
+	// than IntentSettleBound. The settler gives up after about an hour of
+	// retries; an intent still processing after that needs an operator
+	// (its card may have been charged).
+	InvariantIntentSettled = "intent_settled"
 )
+
+// IntentSettleBound is how long an intent may stay processing before the
+// reconciler reports it.
+const IntentSettleBound = 2 * time.Hour
 
 // Invariants returns the names of every invariant, in the order reports
 // list them.
 func Invariants() []string {
 	return []string{InvariantTransferBalanced, InvariantCurrencySum, InvariantNonNegative, InvariantBalanceEntries,
-		InvariantPurchaseTransfers, InvariantPurchaseEntitlement, InvariantRefundReversals, InvariantTopUpTransfer}
+		InvariantPurchaseTransfers, InvariantPurchaseEntitlement, InvariantRefundReversals, InvariantTopUpTransfer,
+		InvariantIntentSettled}
 }
 
 // MaxListed is how many violations of one invariant an audit lists per

@@ -13,6 +13,7 @@ import (
 	"github.com/stratadev/strata"
 	"github.com/stratadev/strata/internal/idempotency"
 	"github.com/stratadev/strata/internal/payments"
+	"github.com/stratadev/strata/internal/payments/paymentssql"
 	"github.com/stratadev/strata/internal/payments/provider"
 	"github.com/stratadev/strata/internal/queue"
 	"github.com/stretchr/testify/require"
@@ -337,4 +338,26 @@ func TestTopUpOncePerKey(t *testing.T) {
 	_, err = h.svc.TopUp(idempotency.WithKey(other.ctx(), "key-1"), strata.Money{Amount: 900, Currency: "USD"}, c)
 	require.NoError(t, err, "keys are per user")
 	h.checkInvariants()
+}
+
+// An intent still processing long after the settler gave up is reported
+// by the reconciler, for an operator.
+func TestReconcilerReportsStuckIntents(t *testing.T) {
+	h := newHarness(t, 1)
+	ctx := context.Background()
+	u := h.newUser(strata.RoleBuyer, 2)
+	r := h.do(u, "POST", "/v1/topups", topUpBody(700, "USD", provider.TestCardAsync))
+	require.Equal(t, http.StatusCreated, r.status, "body: %s", r.body)
+	id := r.json(t)["id"].(string)
+	report, err := payments.Verify(ctx, paymentssql.New(h.router, h.clock))
+	require.NoError(t, err)
+	require.True(t, report.Clean(), "a young processing intent is fine: %+v", report.Violations)
+
+	h.clock.Advance(payments.IntentSettleBound + time.Minute)
+	report, err = payments.Verify(ctx, paymentssql.New(h.router, h.clock))
+	require.NoError(t, err)
+	require.Len(t, report.Violations, 1)
+	v := report.Violations[0]
+	require.Equal(t, payments.InvariantIntentSettled, v.Invariant)
+	require.Contains(t, v.IDs, strata.ID(id))
 }

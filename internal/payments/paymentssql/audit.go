@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/stratadev/strata"
 	"github.com/stratadev/strata/internal/payments"
@@ -20,8 +21,9 @@ func (s *Store) Audit(ctx context.Context, limit int) ([]payments.DatabaseReport
 		report     payments.DatabaseReport
 		violations []payments.Violation
 	}
+	now := s.clock.Now()
 	results, err := sqldb.Gather(ctx, s.router.DBs(), func(ctx context.Context, db *sqldb.DB) ([]result, error) {
-		r, vs, err := auditDB(ctx, db, limit)
+		r, vs, err := auditDB(ctx, db, limit, now)
 		if err != nil {
 			return nil, fmt.Errorf("audit %s: %w", db.Name(), err)
 		}
@@ -74,7 +76,7 @@ func snapshot(ctx context.Context, db *sqldb.DB) (*sql.Tx, error) {
 }
 
 // auditDB runs every check on one database in one snapshot.
-func auditDB(ctx context.Context, db *sqldb.DB, limit int) (payments.DatabaseReport, []payments.Violation, error) {
+func auditDB(ctx context.Context, db *sqldb.DB, limit int, now time.Time) (payments.DatabaseReport, []payments.Violation, error) {
 	rep := payments.DatabaseReport{Database: db.Name(), Sums: []strata.Money{}, Found: map[string]int64{}}
 	tx, err := snapshot(ctx, db)
 	if err != nil {
@@ -106,7 +108,7 @@ func auditDB(ctx context.Context, db *sqldb.DB, limit int) (payments.DatabaseRep
 	}
 	var out []payments.Violation
 	for _, c := range checks {
-		vs, n, err := c.run(ctx, tx, limit)
+		vs, n, err := c.run(ctx, tx, limit, now)
 		if err != nil {
 			return rep, nil, fmt.Errorf("check %s: %w", c.invariant, err)
 		}
@@ -125,17 +127,24 @@ func auditDB(ctx context.Context, db *sqldb.DB, limit int) (payments.DatabaseRep
 }
 
 // check is one set-based query that returns the rows breaking an
-// invariant, ordered; row turns one into a violation.
+// invariant, ordered; row turns one into a violation. A check with
+// cutoff set takes, as $1, the time (unix ms) before which an unsettled
+// intent is stuck.
 type check struct {
 	invariant string
 	query     string
 	row       func(scan func(...any) error) (payments.Violation, error)
+	cutoff    bool
 }
 
 // run lists at most limit violations and counts them all: the count is a
 // second query, run only when the list was cut.
-func (c check) run(ctx context.Context, tx *sql.Tx, limit int) ([]payments.Violation, int64, error) {
-	rows, err := tx.QueryContext(ctx, fmt.Sprintf("%s LIMIT %d", c.query, limit+1))
+func (c check) run(ctx context.Context, tx *sql.Tx, limit int, now time.Time) ([]payments.Violation, int64, error) {
+	var args []any
+	if c.cutoff {
+		args = append(args, sqldb.Millis(now.Add(-payments.IntentSettleBound)))
+	}
+	rows, err := tx.QueryContext(ctx, fmt.Sprintf("%s LIMIT %d", c.query, limit+1), args...)
 	if err != nil {
 		return nil, 0, sqldb.Translate(err)
 	}
@@ -161,7 +170,7 @@ func (c check) run(ctx context.Context, tx *sql.Tx, limit int) ([]payments.Viola
 		return out, int64(len(out)), nil
 	}
 	var n int64
-	if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM ("+c.query+") AS x").Scan(&n); err != nil {
+	if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM ("+c.query+") AS x", args...).Scan(&n); err != nil {
 		return nil, 0, sqldb.Translate(err)
 	}
 	return out, n, nil
@@ -425,6 +434,23 @@ var checks = []check{
 				return payments.Violation{}, err
 			}
 			return payments.Violation{Currency: currency, IDs: ids(id, intent), Detail: "top-up transfer of no succeeded intent"}, nil
+		},
+	},
+	{
+		invariant: payments.InvariantIntentSettled,
+		cutoff:    true,
+		query: `SELECT i.id, i.user_id, i.amount, i.currency, i.charge_id FROM payments_intents i
+		WHERE i.status = 'processing' AND i.updated_at < $1
+		ORDER BY i.id`,
+		row: func(scan func(...any) error) (payments.Violation, error) {
+			var id, user strata.ID
+			var amount int64
+			var currency, charge string
+			if err := scan(&id, &user, &amount, &currency, &charge); err != nil {
+				return payments.Violation{}, err
+			}
+			return payments.Violation{Currency: currency, IDs: ids(id, user),
+				Detail: fmt.Sprintf("processing for over %s (amount %d, charge %q): settle it by hand", payments.IntentSettleBound, amount, charge)}, nil
 		},
 	},
 }
