@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"math"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/stratadev/strata"
@@ -35,6 +36,64 @@ func Migrate(ctx context.Context, r *sqldb.Router) error {
 type Store struct {
 	router *sqldb.Router
 	clock  strata.Clock
+	stmts  sync.Map // *sqldb.DB → *stmtCache
+}
+
+// stmtCache holds a database's prepared statements, by SQL text. Parsing
+// SQL was a quarter of a purchase's CPU, spent while holding SQLite's one
+// writer. Statements cannot be prepared on the writer while a transaction
+// holds its only connection, so a query first seen inside a transaction
+// runs as text and is prepared after the transaction ends; from then on
+// transactions bind the prepared statement (Tx.StmtContext reuses it on
+// the same connection).
+type stmtCache struct {
+	mu      sync.Mutex
+	ready   map[string]*sql.Stmt
+	pending map[string]bool
+}
+
+func (c *stmtCache) get(q string) *sql.Stmt {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := c.ready[q]
+	if st == nil {
+		c.pending[q] = true
+	}
+	return st
+}
+
+// prepare prepares the queries seen since the last call, on db.
+func (c *stmtCache) prepare(ctx context.Context, db *sql.DB) {
+	c.mu.Lock()
+	var qs []string
+	for q := range c.pending {
+		qs = append(qs, q)
+	}
+	clear(c.pending)
+	c.mu.Unlock()
+	for _, q := range qs {
+		st, err := db.PrepareContext(ctx, q)
+		if err != nil {
+			continue // runs as text, as before
+		}
+		c.mu.Lock()
+		if c.ready[q] == nil {
+			c.ready[q] = st
+			st = nil
+		}
+		c.mu.Unlock()
+		if st != nil {
+			st.Close()
+		}
+	}
+}
+
+func (s *Store) cache(db *sqldb.DB) *stmtCache {
+	if c, ok := s.stmts.Load(db); ok {
+		return c.(*stmtCache)
+	}
+	c, _ := s.stmts.LoadOrStore(db, &stmtCache{ready: map[string]*sql.Stmt{}, pending: map[string]bool{}})
+	return c.(*stmtCache)
 }
 
 var _ payments.Store = (*Store)(nil)
@@ -50,9 +109,12 @@ func (s *Store) Tx(ctx context.Context, shard int, fn func(payments.Tx) error) e
 		return errNotFound
 	}
 	db := s.router.Shard(shard)
-	return db.Tx(ctx, func(tx *sql.Tx) error {
-		return fn(&txStore{tx: tx, shard: shard, clock: s.clock, forUpdate: db.ForUpdate()})
+	c := s.cache(db)
+	err := db.Tx(ctx, func(tx *sql.Tx) error {
+		return fn(&txStore{tx: tx, shard: shard, clock: s.clock, forUpdate: db.ForUpdate(), stmts: c})
 	})
+	c.prepare(context.WithoutCancel(ctx), db.Writer())
+	return err
 }
 
 // SameDatabase reports whether shards a and b share a database.
@@ -172,12 +234,29 @@ type txStore struct {
 	shard     int
 	clock     strata.Clock
 	forUpdate string
+	stmts     *stmtCache
+}
+
+// execRaw runs q, prepared when the cache holds it.
+func (t *txStore) execRaw(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	if st := t.stmts.get(q); st != nil {
+		return t.tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+	}
+	return t.tx.ExecContext(ctx, q, args...)
+}
+
+// queryRow runs q, prepared when the cache holds it.
+func (t *txStore) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
+	if st := t.stmts.get(q); st != nil {
+		return t.tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
+	}
+	return t.tx.QueryRowContext(ctx, q, args...)
 }
 
 var _ payments.Tx = (*txStore)(nil)
 
 func (t *txStore) exec(ctx context.Context, action, q string, args ...any) (int64, error) {
-	res, err := t.tx.ExecContext(ctx, q, args...)
+	res, err := t.execRaw(ctx, q, args...)
 	if err != nil {
 		return 0, fmt.Errorf("%s: %w", action, sqldb.Translate(err))
 	}
@@ -193,7 +272,7 @@ func (t *txStore) exec(ctx context.Context, action, q string, args ...any) (int6
 // transaction created it first) and a second read.
 func (t *txStore) Account(ctx context.Context, key payments.AccountKey, now time.Time) (*payments.Account, error) {
 	read := func() (*payments.Account, error) {
-		return scanAccount(t.tx.QueryRowContext(ctx,
+		return scanAccount(t.queryRow(ctx,
 			"SELECT "+accountColumns+" FROM payments_accounts WHERE kind = $1 AND owner_id = $2 AND currency = $3 AND shard = $4",
 			string(key.Kind), key.Owner, key.Currency, key.Shard))
 	}
@@ -234,7 +313,7 @@ func (t *txStore) Apply(ctx context.Context, id strata.ID, delta int64, allowNeg
 		return nil
 	}
 	var balance int64
-	if err := t.tx.QueryRowContext(ctx, "SELECT balance FROM payments_accounts WHERE id = $1", id).Scan(&balance); err != nil {
+	if err := t.queryRow(ctx, "SELECT balance FROM payments_accounts WHERE id = $1", id).Scan(&balance); err != nil {
 		return fmt.Errorf("apply entry to %s: %w", id, sqldb.Translate(err))
 	}
 	if balance < lo || balance > hi {
@@ -245,7 +324,7 @@ func (t *txStore) Apply(ctx context.Context, id strata.ID, delta int64, allowNeg
 
 // InsertTransfer writes the transfer row and its entries.
 func (t *txStore) InsertTransfer(ctx context.Context, tr *payments.Transfer) error {
-	_, err := t.tx.ExecContext(ctx,
+	_, err := t.execRaw(ctx,
 		`INSERT INTO payments_transfers (id, shard, type, currency, amount, intent_id, purchase_id, item_id, reverses_id, created_at)
 		 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
 		tr.ID, tr.Shard, string(tr.Type), tr.Currency, tr.Amount, tr.IntentID, tr.PurchaseID, tr.ItemID, tr.ReversesID,
@@ -267,7 +346,7 @@ func (t *txStore) InsertTransfer(ctx context.Context, tr *payments.Transfer) err
 }
 
 func (t *txStore) LivePurchase(ctx context.Context, buyer, item strata.ID) (*payments.Purchase, error) {
-	p, err := scanPurchase(t.tx.QueryRowContext(ctx, "SELECT "+purchaseColumns+
+	p, err := scanPurchase(t.queryRow(ctx, "SELECT "+purchaseColumns+
 		" FROM payments_purchases WHERE buyer_id = $1 AND item_id = $2 AND status = 'completed'"+t.forUpdate, buyer, item))
 	if err != nil {
 		return nil, fmt.Errorf("read purchase: %w", err)
@@ -277,7 +356,7 @@ func (t *txStore) LivePurchase(ctx context.Context, buyer, item strata.ID) (*pay
 
 func (t *txStore) InsertPurchase(ctx context.Context, p *payments.Purchase) error {
 	shard, _ := p.ID.Shard()
-	_, err := t.tx.ExecContext(ctx,
+	_, err := t.execRaw(ctx,
 		`INSERT INTO payments_purchases (id, shard, buyer_id, item_id, creator_id, price_amount, currency, fee_amount, status,
 		   transfer_id, fee_transfer_id, created_at)
 		 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
@@ -332,7 +411,7 @@ func (s *Store) Intent(ctx context.Context, id strata.ID) (*payments.Intent, err
 
 func (t *txStore) InsertIntent(ctx context.Context, in *payments.Intent) error {
 	shard, _ := in.ID.Shard()
-	_, err := t.tx.ExecContext(ctx,
+	_, err := t.execRaw(ctx,
 		`INSERT INTO payments_intents (id, shard, user_id, amount, currency, status, failure_code, attempt, charge_id,
 		   card_brand, card_last4, transfer_id, idempotency_key, created_at, updated_at)
 		 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
@@ -348,7 +427,7 @@ func (t *txStore) InsertIntent(ctx context.Context, in *payments.Intent) error {
 }
 
 func (t *txStore) IntentByKey(ctx context.Context, user strata.ID, key string) (*payments.Intent, error) {
-	return scanIntent(t.tx.QueryRowContext(ctx, "SELECT "+intentColumns+
+	return scanIntent(t.queryRow(ctx, "SELECT "+intentColumns+
 		" FROM payments_intents WHERE user_id = $1 AND idempotency_key = $2 AND idempotency_key <> ''", user, key))
 }
 
@@ -358,7 +437,7 @@ func (t *txStore) LockAccounts(ctx context.Context, ids []strata.ID) error {
 	}
 	for _, id := range ids {
 		var got string
-		if err := t.tx.QueryRowContext(ctx, "SELECT id FROM payments_accounts WHERE id = $1"+t.forUpdate, id).Scan(&got); err != nil {
+		if err := t.queryRow(ctx, "SELECT id FROM payments_accounts WHERE id = $1"+t.forUpdate, id).Scan(&got); err != nil {
 			return fmt.Errorf("lock account %s: %w", id, sqldb.Translate(err))
 		}
 	}
@@ -366,7 +445,7 @@ func (t *txStore) LockAccounts(ctx context.Context, ids []strata.ID) error {
 }
 
 func (t *txStore) IntentForUpdate(ctx context.Context, id strata.ID) (*payments.Intent, error) {
-	return scanIntent(t.tx.QueryRowContext(ctx, "SELECT "+intentColumns+" FROM payments_intents WHERE id = $1"+t.forUpdate, id))
+	return scanIntent(t.queryRow(ctx, "SELECT "+intentColumns+" FROM payments_intents WHERE id = $1"+t.forUpdate, id))
 }
 
 func (t *txStore) UpdateIntent(ctx context.Context, in *payments.Intent) error {
@@ -382,7 +461,7 @@ func (t *txStore) UpdateIntent(ctx context.Context, in *payments.Intent) error {
 }
 
 func (t *txStore) PurchaseForUpdate(ctx context.Context, id strata.ID) (*payments.Purchase, error) {
-	p, err := scanPurchase(t.tx.QueryRowContext(ctx, "SELECT "+purchaseColumns+" FROM payments_purchases WHERE id = $1"+t.forUpdate, id))
+	p, err := scanPurchase(t.queryRow(ctx, "SELECT "+purchaseColumns+" FROM payments_purchases WHERE id = $1"+t.forUpdate, id))
 	if err != nil {
 		return nil, fmt.Errorf("read purchase %s: %w", id, err)
 	}
