@@ -108,6 +108,7 @@ measure() {
 		;;
 	esac
 	quiesce
+	[ "$mode" = ceiling ] || [ -z "${NO_KEYS:-}" ] || args+=(-no-keys)
 	out=$("$WORK/paybench" "${args[@]}" "$@" 2>"$WORK/paybench.err") ||
 		{ echo "paybench ${args[*]} $* failed:" >&2; cat "$WORK/paybench.err" >&2; exit 1; }
 	echo "$out"

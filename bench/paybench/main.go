@@ -117,6 +117,7 @@ func main() {
 	flag.StringVar(&c.label, "label", "", "an extra word appended to the RESULT line (like round=1)")
 	flag.StringVar(&c.pprofURL, "pprof", "", "strata's pprof base URL (http://HOST:PORT); with -profile, a CPU profile of the timed phase")
 	flag.StringVar(&c.profileFile, "profile", "", "where to write the CPU profile taken through -pprof")
+	flag.BoolVar(&noKeys, "no-keys", false, "topup, purchase: send no Idempotency-Key on the measured requests (to measure what the keys cost)")
 	flag.BoolVar(&c.prepared, "prepared", false, "ceiling: prepare the three statements once (Strata's stores do not; reported as mode=ceiling-prepared)")
 	flag.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of paybench itself (the ceiling's SQLite work) to this file")
 	flag.Parse()
@@ -684,11 +685,18 @@ func runHTTP(ctx context.Context, c config) error {
 	return nil
 }
 
+// noKeys drops the Idempotency-Key from measured requests.
+var noKeys bool
+
 // post is one measured POST with a fresh Idempotency-Key: a success is a
 // 201 whose body contains want (when want is not nil).
 func (cl *client) post(ctx context.Context, url string, body []byte, key string, want []byte) (time.Duration, string, string) {
 	start := time.Now()
-	status, b, err := cl.call(ctx, "POST", url, body, "Idempotency-Key", key)
+	hdr := []string{"Idempotency-Key", key}
+	if noKeys {
+		hdr = nil
+	}
+	status, b, err := cl.call(ctx, "POST", url, body, hdr...)
 	d := time.Since(start)
 	switch {
 	case err != nil:
