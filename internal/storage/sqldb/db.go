@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"time"
 
 	"github.com/stratadev/strata"
@@ -168,7 +167,9 @@ func (db *DB) Tx(ctx context.Context, fn func(tx *sql.Tx) error) (err error) {
 
 // Translate turns driver errors into strata errors at the storage boundary:
 // sql.ErrNoRows is not_found, a unique-constraint violation is conflict, a
-// busy or locked database is unavailable. Other errors pass through.
+// busy or locked database (or, on PostgreSQL, a serialization failure or a
+// deadlock, which a retry resolves) is unavailable. Other errors pass
+// through.
 func Translate(err error) error {
 	if err == nil {
 		return nil
@@ -181,7 +182,7 @@ func Translate(err error) error {
 		return &strata.Error{Code: strata.CodeNotFound, Reason: "not_found", Message: "not found", Err: err}
 	case IsUniqueViolation(err):
 		return &strata.Error{Code: strata.CodeConflict, Reason: "conflict", Message: "already exists", Err: err}
-	case isBusy(err):
+	case isBusy(err), pgCode(err) == pgSerializationFailure, pgCode(err) == pgDeadlockDetected:
 		return &strata.Error{Code: strata.CodeUnavailable, Reason: "database_busy", Message: "the database is busy; retry", RetryAfter: time.Second, Err: err}
 	}
 	return err
@@ -194,8 +195,7 @@ func IsUniqueViolation(err error) bool {
 	if errors.As(err, &se) {
 		return se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
 	}
-	// PostgreSQL's unique_violation, until the pgx dialect lands.
-	return err != nil && strings.Contains(err.Error(), "(SQLSTATE 23505)")
+	return pgCode(err) == pgUniqueViolation
 }
 
 func isBusy(err error) bool {

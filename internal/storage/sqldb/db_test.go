@@ -12,14 +12,37 @@ import (
 	"github.com/stratadev/strata"
 	"github.com/stratadev/strata/internal/storage/sqldb"
 	"github.com/stratadev/strata/internal/storage/sqldbtest"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
 func setup(t *testing.T, shards, files int) *sqldb.Router {
 	t.Helper()
-	r := sqldbtest.OpenShards(t, shards, files)
+	return setupOn(t, sqldb.SQLite, shards, files)
+}
+
+// setupOn opens shards logical shards over files databases of dialect
+// and migrates them.
+func setupOn(t *testing.T, dialect sqldb.Dialect, shards, files int) *sqldb.Router {
+	t.Helper()
+	var r *sqldb.Router
+	if dialect == sqldb.Postgres {
+		r = sqldbtest.OpenPostgresShards(t, shards, files)
+	} else {
+		r = sqldbtest.OpenShards(t, shards, files)
+	}
 	sqldbtest.Migrate(t, r, "test", os.DirFS("testdata/migrations"))
 	return r
+}
+
+// eachDialect runs fn as a subtest on SQLite and on PostgreSQL.
+func eachDialect(t *testing.T, fn func(t *testing.T, dialect sqldb.Dialect)) {
+	for _, d := range []sqldb.Dialect{sqldb.SQLite, sqldb.Postgres} {
+		t.Run(string(d), func(t *testing.T) {
+			t.Parallel()
+			fn(t, d)
+		})
+	}
 }
 
 func TestPragmas(t *testing.T) {
@@ -47,8 +70,12 @@ func TestMigrateIsIdempotent(t *testing.T) {
 
 func TestTxCommitRollbackTranslate(t *testing.T) {
 	t.Parallel()
+	eachDialect(t, testTxCommitRollbackTranslate)
+}
+
+func testTxCommitRollbackTranslate(t *testing.T, dialect sqldb.Dialect) {
 	ctx := context.Background()
-	db := setup(t, 4, 1).Shard(0)
+	db := setupOn(t, dialect, 4, 1).Shard(0)
 	insert := func(tx *sql.Tx, id string) error {
 		_, err := tx.ExecContext(ctx, "INSERT INTO things (id, n) VALUES ($1, $2)", id, 1)
 		return sqldb.Translate(err)
@@ -75,8 +102,12 @@ func TestTxCommitRollbackTranslate(t *testing.T) {
 
 func TestConcurrentWritersSerialize(t *testing.T) {
 	t.Parallel()
+	eachDialect(t, testConcurrentWritersSerialize)
+}
+
+func testConcurrentWritersSerialize(t *testing.T, dialect sqldb.Dialect) {
 	ctx := context.Background()
-	db := setup(t, 4, 1).Shard(0)
+	db := setupOn(t, dialect, 4, 1).Shard(0)
 	_, err := db.Writer().ExecContext(ctx, "INSERT INTO things (id, n) VALUES ('counter', 0)")
 	require.NoError(t, err)
 	var wg sync.WaitGroup
@@ -85,13 +116,13 @@ func TestConcurrentWritersSerialize(t *testing.T) {
 			for range 10 {
 				err := db.Tx(ctx, func(tx *sql.Tx) error {
 					var n int
-					if err := tx.QueryRowContext(ctx, "SELECT n FROM things WHERE id = 'counter'").Scan(&n); err != nil {
+					if err := tx.QueryRowContext(ctx, "SELECT n FROM things WHERE id = 'counter'"+db.ForUpdate()).Scan(&n); err != nil {
 						return err
 					}
 					_, err := tx.ExecContext(ctx, "UPDATE things SET n = $1 WHERE id = 'counter'", n+1)
 					return err
 				})
-				require.NoError(t, err)
+				assert.NoError(t, err)
 			}
 		})
 	}
@@ -122,4 +153,55 @@ func TestRouterSpreadsShards(t *testing.T) {
 	require.Error(t, err)
 	_, err = sqldb.NewRouter(1, r.DBs()...)
 	require.Error(t, err, "more databases than shards")
+}
+
+func TestPostgresDialect(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	r := setupOn(t, sqldb.Postgres, 4, 2)
+	db := r.Shard(0)
+	require.Equal(t, sqldb.Postgres, db.Dialect())
+	require.Equal(t, " FOR UPDATE", db.ForUpdate())
+	require.NotSame(t, r.Shard(0), r.Shard(3), "two databases")
+	require.NoError(t, r.Ping(ctx))
+	require.NotContains(t, db.Name(), "password")
+
+	// A boolean parameter, a BIGINT at the int64 limits, an upsert.
+	_, err := db.Writer().ExecContext(ctx, "INSERT INTO things (id, n, flag) VALUES ($1, $2, $3)", "big", int64(9223372036854775807), true)
+	require.NoError(t, err)
+	var n int64
+	var flag bool
+	require.NoError(t, db.Reader().QueryRowContext(ctx, "SELECT n, flag FROM things WHERE id = $1 AND (flag OR $2)", "big", false).Scan(&n, &flag))
+	require.Equal(t, int64(9223372036854775807), n)
+	require.True(t, flag)
+	_, err = db.Writer().ExecContext(ctx, "INSERT INTO things (id, n) VALUES ('big', 1) ON CONFLICT (id) DO NOTHING")
+	require.NoError(t, err)
+
+	// A deadlock is unavailable (retryable), not an internal error.
+	_, err = db.Writer().ExecContext(ctx, "INSERT INTO things (id, n) VALUES ('a', 0), ('b', 0)")
+	require.NoError(t, err)
+	start := make(chan struct{})
+	errs := make(chan error, 2)
+	lock := func(first, second string) {
+		errs <- db.Tx(ctx, func(tx *sql.Tx) error {
+			if _, err := tx.ExecContext(ctx, "UPDATE things SET n = n + 1 WHERE id = $1", first); err != nil {
+				return sqldb.Translate(err)
+			}
+			<-start
+			time.Sleep(50 * time.Millisecond)
+			_, err := tx.ExecContext(ctx, "UPDATE things SET n = n + 1 WHERE id = $1", second)
+			return sqldb.Translate(err)
+		})
+	}
+	go lock("a", "b")
+	go lock("b", "a")
+	time.Sleep(50 * time.Millisecond)
+	close(start)
+	e1, e2 := <-errs, <-errs
+	failed := e1
+	if failed == nil {
+		failed = e2
+	}
+	require.Error(t, failed, "one of two crossing transactions is chosen as the deadlock victim")
+	require.Equal(t, strata.CodeUnavailable, strata.ErrorCode(failed), "%v", failed)
 }
