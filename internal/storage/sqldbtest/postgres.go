@@ -75,20 +75,9 @@ func PostgresDSN(t testing.TB) string {
 // over dbs fresh PostgreSQL databases, closed when the test ends.
 func OpenPostgresShards(t testing.TB, numShards, dbs int) *sqldb.Router {
 	t.Helper()
-	var opened []*sqldb.DB
-	for range dbs {
-		db, err := sqldb.OpenPostgres(context.Background(), PostgresDSN(t), sqldb.PostgresOptions{MaxConns: 8})
-		if err != nil {
-			t.Fatalf("open postgres: %v", err)
-		}
-		t.Cleanup(func() { db.Close() })
-		opened = append(opened, db)
-	}
-	r, err := sqldb.NewRouter(numShards, opened...)
-	if err != nil {
-		t.Fatalf("router: %v", err)
-	}
-	return r
+	return router(t, numShards, dbs, func() (*sqldb.DB, error) {
+		return sqldb.OpenPostgres(context.Background(), PostgresDSN(t), sqldb.PostgresOptions{MaxConns: 8})
+	})
 }
 
 var errNoPostgres = errors.New("postgres not installed")

@@ -1,5 +1,6 @@
 // Package sqldbtest opens real databases for tests: SQLite files in the
-// test's temporary folder (PostgreSQL joins when its dialect lands).
+// test's temporary folder, and PostgreSQL databases on a server started
+// for the test process (postgres.go).
 package sqldbtest
 
 import (
@@ -27,11 +28,22 @@ func Open(t testing.TB) *sqldb.Router {
 func OpenShards(t testing.TB, numShards, files int) *sqldb.Router {
 	t.Helper()
 	dir := t.TempDir()
+	i := 0
+	return router(t, numShards, files, func() (*sqldb.DB, error) {
+		i++
+		return sqldb.OpenSQLite(context.Background(), filepath.Join(dir, fmt.Sprintf("shard-%d.db", i-1)), sqldb.SQLiteOptions{})
+	})
+}
+
+// router opens n databases with open, closed when the test ends, and
+// spreads numShards logical shards over them.
+func router(t testing.TB, numShards, n int, open func() (*sqldb.DB, error)) *sqldb.Router {
+	t.Helper()
 	var dbs []*sqldb.DB
-	for i := range files {
-		db, err := sqldb.OpenSQLite(context.Background(), filepath.Join(dir, fmt.Sprintf("shard-%d.db", i)), sqldb.SQLiteOptions{})
+	for range n {
+		db, err := open()
 		if err != nil {
-			t.Fatalf("open sqlite: %v", err)
+			t.Fatalf("open database: %v", err)
 		}
 		t.Cleanup(func() { db.Close() })
 		dbs = append(dbs, db)
