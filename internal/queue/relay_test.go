@@ -271,7 +271,7 @@ func TestRelayRetryDelay(t *testing.T) {
 func TestOutboxMigrationUpgradesAndServesRelayScan(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	r := sqldbtest.Open(t)
+	r := sqldbtest.OpenSQLiteShards(t, sqldbtest.DefaultShards, 1) // it reads SQLite's query plan
 	db := r.Shard(0)
 
 	// A database at version 1 with a row written before the upgrade.

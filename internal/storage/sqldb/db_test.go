@@ -29,7 +29,7 @@ func setupOn(t *testing.T, dialect sqldb.Dialect, shards, files int) *sqldb.Rout
 	if dialect == sqldb.Postgres {
 		r = sqldbtest.OpenPostgresShards(t, shards, files)
 	} else {
-		r = sqldbtest.OpenShards(t, shards, files)
+		r = sqldbtest.OpenSQLiteShards(t, shards, files)
 	}
 	sqldbtest.Migrate(t, r, "test", os.DirFS("testdata/migrations"))
 	return r

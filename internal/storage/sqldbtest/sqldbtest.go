@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -16,16 +17,46 @@ import (
 // DefaultShards is the logical shard count tests use unless they say.
 const DefaultShards = 16
 
-// Open returns a router over one fresh SQLite database with DefaultShards
-// logical shards, closed when the test ends.
+// DialectEnv selects the dialect of the store suites: STRATA_TEST_DIALECT
+// set to "postgres" makes OpenShards and Open give PostgreSQL databases,
+// so a module's whole suite runs on PostgreSQL (.ci/run runs them so
+// after the SQLite run); unset or "sqlite" means SQLite.
+const DialectEnv = "STRATA_TEST_DIALECT"
+
+// Dialect returns the dialect the store suites run on (DialectEnv).
+func Dialect(t testing.TB) sqldb.Dialect {
+	switch v := os.Getenv(DialectEnv); v {
+	case "", string(sqldb.SQLite):
+		return sqldb.SQLite
+	case string(sqldb.Postgres):
+		return sqldb.Postgres
+	default:
+		t.Fatalf("%s=%q: want sqlite or postgres", DialectEnv, v)
+		return ""
+	}
+}
+
+// Open returns a router over one fresh database with DefaultShards
+// logical shards, closed when the test ends (see OpenShards).
 func Open(t testing.TB) *sqldb.Router {
 	t.Helper()
 	return OpenShards(t, DefaultShards, 1)
 }
 
 // OpenShards returns a router spreading numShards logical shards over files
-// fresh SQLite databases.
+// fresh databases of the suites' dialect (Dialect): SQLite files, or
+// PostgreSQL databases.
 func OpenShards(t testing.TB, numShards, files int) *sqldb.Router {
+	t.Helper()
+	if Dialect(t) == sqldb.Postgres {
+		return OpenPostgresShards(t, numShards, files)
+	}
+	return OpenSQLiteShards(t, numShards, files)
+}
+
+// OpenSQLiteShards is OpenShards on SQLite whatever the environment, for
+// tests of SQLite itself.
+func OpenSQLiteShards(t testing.TB, numShards, files int) *sqldb.Router {
 	t.Helper()
 	dir := t.TempDir()
 	i := 0
