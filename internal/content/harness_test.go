@@ -23,18 +23,6 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// fakeVerifier accepts tokens "user:<usr id>:<role>"; content must not
-// import auth, so tests authenticate through this.
-type fakeVerifier struct{}
-
-func (fakeVerifier) Verify(_ context.Context, raw string) (*strata.Principal, error) {
-	parts := strings.Split(raw, ":")
-	if len(parts) != 3 || parts[0] != "user" {
-		return nil, strata.Errorf(strata.CodeUnauthenticated, "token_invalid", "bad token")
-	}
-	return &strata.Principal{UserID: strata.ID(parts[1]), Roles: []strata.Role{strata.Role(parts[2])}}, nil
-}
-
 // Shards of the test users: 16 logical shards on 3 databases put shards
 // 0-5, 6-10 and 11-15 in different files.
 var testShards = []int{1, 7, 12}
@@ -112,7 +100,7 @@ func newHarnessWith(t testing.TB, edit func(*content.Deps)) *harness {
 	}
 	svc := content.NewService(deps)
 	mux := httpx.NewMux()
-	content.Routes(mux, svc, fakeVerifier{}, nil)
+	content.Routes(mux, svc, httpxtest.Verifier{}, nil)
 	return &harness{t: t, ents: ents, blobs: blobs, svc: svc, handler: httpx.Chain(mux, httpx.RequestID, httpx.Recover), store: store, router: router, clock: clock,
 		blobDir: blobDir, proc: content.AssetProcessor{Store: store, Blobs: blobs, Clock: clock, Previews: blobs.Namespace("previews")}}
 }
@@ -126,7 +114,7 @@ type user struct {
 // newUser makes a user with role on logical shard shard.
 func (h *harness) newUser(role strata.Role, shard int) user {
 	id := strata.NewID("usr", shard, h.clock.Now())
-	return user{id: id, token: "user:" + string(id) + ":" + string(role)}
+	return user{id: id, token: httpxtest.Token(id, role)}
 }
 
 type response struct {

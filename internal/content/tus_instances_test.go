@@ -3,6 +3,7 @@ package content_test
 import (
 	"context"
 	"errors"
+	"github.com/stratadev/strata/internal/httpx/httpxtest"
 	"io"
 	"net/http"
 	"strconv"
@@ -46,7 +47,7 @@ func (h *harness) node(cfg content.Config, wrap func(content.Blobs) content.Blob
 	}
 	svc := content.NewService(content.Deps{Store: contentsql.New(h.router, h.clock), Clock: h.clock, Config: cfg, Blobs: b})
 	mux := httpx.NewMux()
-	content.Routes(mux, svc, fakeVerifier{}, nil)
+	content.Routes(mux, svc, httpxtest.Verifier{}, nil)
 	return node{handler: httpx.Chain(mux, httpx.RequestID, httpx.Recover), svc: svc}
 }
 

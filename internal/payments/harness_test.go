@@ -24,18 +24,6 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// fakeVerifier accepts tokens "user:<usr id>:<role>"; payments must not
-// import auth.
-type fakeVerifier struct{}
-
-func (fakeVerifier) Verify(_ context.Context, raw string) (*strata.Principal, error) {
-	parts := strings.Split(raw, ":")
-	if len(parts) != 3 || parts[0] != "user" {
-		return nil, strata.Errorf(strata.CodeUnauthenticated, "token_invalid", "bad token")
-	}
-	return &strata.Principal{UserID: strata.ID(parts[1]), Roles: []strata.Role{strata.Role(parts[2])}}, nil
-}
-
 // catalog is the Catalog the tests control, standing in for the content
 // module's (cmd/strata wires the real one; its end-to-end test covers it).
 type catalog struct {
@@ -89,7 +77,7 @@ func newHarness(t testing.TB, files int) *harness {
 	svc := payments.NewService(payments.Deps{Store: paymentssql.New(router, clock), Catalog: cat, Clock: clock, Provider: prov,
 		Config: payments.Config{FeeBasisPoints: testFee, TopUpMax: 1_000_000}})
 	mux := httpx.NewMux()
-	payments.Routes(mux, svc, fakeVerifier{}, nil)
+	payments.Routes(mux, svc, httpxtest.Verifier{}, nil)
 	h.svc, h.handler, h.router, h.clock, h.catalog = svc, httpx.Chain(mux, httpx.RequestID, httpx.Recover), router, clock, cat
 	h.settler = payments.IntentSettler{Service: svc}
 	return h
@@ -102,7 +90,7 @@ type user struct {
 
 func (h *harness) newUser(role strata.Role, shard int) user {
 	id := strata.NewID("usr", shard, h.clock.Now())
-	return user{id: id, token: "user:" + string(id) + ":" + string(role)}
+	return user{id: id, token: httpxtest.Token(id, role)}
 }
 
 // ctx is a context carrying u as the caller.

@@ -79,7 +79,7 @@ func TestLedgerProperty(t *testing.T) {
 		Config: payments.Config{FeeBasisPoints: testFee, TopUpMax: 1_000_000}})
 	mux := httpx.NewMux()
 	keys := idempotency.NewStore(h.router, h.clock)
-	payments.Routes(mux, svc, fakeVerifier{}, idempotency.Middleware(keys, idempotency.Config{}))
+	payments.Routes(mux, svc, httpxtest.Verifier{}, idempotency.Middleware(keys, idempotency.Config{}))
 	handler := httpx.Chain(mux, httpx.RequestID, httpx.Recover)
 	settler := payments.IntentSettler{Service: svc}
 

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -27,18 +26,6 @@ import (
 	"github.com/stratadev/strata/stratatest"
 	"github.com/stretchr/testify/require"
 )
-
-// fakeVerifier accepts tokens "user:<usr id>:<role>"; payments must not
-// import auth.
-type fakeVerifier struct{}
-
-func (fakeVerifier) Verify(_ context.Context, raw string) (*strata.Principal, error) {
-	parts := strings.Split(raw, ":")
-	if len(parts) != 3 || parts[0] != "user" {
-		return nil, strata.Errorf(strata.CodeUnauthenticated, "token_invalid", "bad token")
-	}
-	return &strata.Principal{UserID: strata.ID(parts[1]), Roles: []strata.Role{strata.Role(parts[2])}}, nil
-}
 
 // gcmSealer is AES-256-GCM under a fixed key, standing in for auth's
 // token.Sealer, which this module must not import.
@@ -100,7 +87,7 @@ func newHarness(t testing.TB, cfg webhook.Config) *harness {
 		sealer: newSealer(t), resolver: fakeResolver{}}
 	h.svc = h.newService(cfg)
 	mux := httpx.NewMux()
-	webhook.Routes(mux, h.svc, fakeVerifier{}, nil)
+	webhook.Routes(mux, h.svc, httpxtest.Verifier{}, nil)
 	h.handler = httpx.Chain(mux, httpx.RequestID, httpx.Recover)
 	h.admin = h.token(strata.RoleAdmin)
 	return h
@@ -113,7 +100,7 @@ func (h *harness) newService(cfg webhook.Config) *webhook.Service {
 }
 
 func (h *harness) token(role strata.Role) string {
-	return "user:" + string(strata.NewID("usr", 5, h.clock.Now())) + ":" + string(role)
+	return httpxtest.Token(strata.NewID("usr", 5, h.clock.Now()), role)
 }
 
 type response struct {
