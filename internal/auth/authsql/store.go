@@ -49,7 +49,7 @@ func New(r *sqldb.Router, clock strata.Clock) *Store {
 func (s *Store) Tx(ctx context.Context, shard int, fn func(auth.Tx) error) error {
 	db := s.router.Shard(shard)
 	return db.Tx(ctx, func(tx *sql.Tx) error {
-		return fn(&txStore{tx: tx, shard: shard, clock: s.clock, forUpdate: db.ForUpdate()})
+		return fn(&txStore{tx: tx, db: db, shard: shard, clock: s.clock, forUpdate: db.ForUpdate()})
 	})
 }
 

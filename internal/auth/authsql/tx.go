@@ -19,16 +19,15 @@ type txStore struct {
 	tx        *sql.Tx
 	shard     int
 	clock     strata.Clock
-	forUpdate string // the dialect's row-lock clause for the *ForUpdate reads
+	forUpdate string    // the dialect's row-lock clause for the *ForUpdate reads
+	db        *sqldb.DB // runs the statements, prepared once seen
 }
 
 var _ auth.Tx = (*txStore)(nil)
 
 func (t *txStore) exec(ctx context.Context, action, q string, args ...any) error {
-	if _, err := t.tx.ExecContext(ctx, q, args...); err != nil {
-		return fmt.Errorf("%s: %w", action, sqldb.Translate(err))
-	}
-	return nil
+	_, err := t.db.Exec(ctx, t.tx, action, q, args...)
+	return err
 }
 
 func (t *txStore) InsertEmailIndex(ctx context.Context, email string, user strata.ID, now time.Time) error {

@@ -17,21 +17,14 @@ type txStore struct {
 	tx        *sql.Tx
 	shard     int
 	clock     strata.Clock
-	forUpdate string // the dialect's row-lock clause for the *ForUpdate reads
+	forUpdate string    // the dialect's row-lock clause for the *ForUpdate reads
+	db        *sqldb.DB // runs the statements, prepared once seen
 }
 
 var _ content.Tx = (*txStore)(nil)
 
 func (t *txStore) exec(ctx context.Context, action, q string, args ...any) (int64, error) {
-	res, err := t.tx.ExecContext(ctx, q, args...)
-	if err != nil {
-		return 0, fmt.Errorf("%s: %w", action, sqldb.Translate(err))
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return 0, fmt.Errorf("%s: %w", action, err)
-	}
-	return n, nil
+	return t.db.Exec(ctx, t.tx, action, q, args...)
 }
 
 var errNotFound = &strata.Error{Code: strata.CodeNotFound, Reason: "not_found", Message: "not found"}

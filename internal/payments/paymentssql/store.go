@@ -12,7 +12,6 @@ import (
 	"io/fs"
 	"math"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/stratadev/strata"
@@ -36,64 +35,6 @@ func Migrate(ctx context.Context, r *sqldb.Router) error {
 type Store struct {
 	router *sqldb.Router
 	clock  strata.Clock
-	stmts  sync.Map // *sqldb.DB → *stmtCache
-}
-
-// stmtCache holds a database's prepared statements, by SQL text. Parsing
-// SQL was a quarter of a purchase's CPU, spent while holding SQLite's one
-// writer. Statements cannot be prepared on the writer while a transaction
-// holds its only connection, so a query first seen inside a transaction
-// runs as text and is prepared after the transaction ends; from then on
-// transactions bind the prepared statement (Tx.StmtContext reuses it on
-// the same connection).
-type stmtCache struct {
-	mu      sync.Mutex
-	ready   map[string]*sql.Stmt
-	pending map[string]bool
-}
-
-func (c *stmtCache) get(q string) *sql.Stmt {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	st := c.ready[q]
-	if st == nil {
-		c.pending[q] = true
-	}
-	return st
-}
-
-// prepare prepares the queries seen since the last call, on db.
-func (c *stmtCache) prepare(ctx context.Context, db *sql.DB) {
-	c.mu.Lock()
-	var qs []string
-	for q := range c.pending {
-		qs = append(qs, q)
-	}
-	clear(c.pending)
-	c.mu.Unlock()
-	for _, q := range qs {
-		st, err := db.PrepareContext(ctx, q)
-		if err != nil {
-			continue // runs as text, as before
-		}
-		c.mu.Lock()
-		if c.ready[q] == nil {
-			c.ready[q] = st
-			st = nil
-		}
-		c.mu.Unlock()
-		if st != nil {
-			st.Close()
-		}
-	}
-}
-
-func (s *Store) cache(db *sqldb.DB) *stmtCache {
-	if c, ok := s.stmts.Load(db); ok {
-		return c.(*stmtCache)
-	}
-	c, _ := s.stmts.LoadOrStore(db, &stmtCache{ready: map[string]*sql.Stmt{}, pending: map[string]bool{}})
-	return c.(*stmtCache)
 }
 
 var _ payments.Store = (*Store)(nil)
@@ -109,12 +50,9 @@ func (s *Store) Tx(ctx context.Context, shard int, fn func(payments.Tx) error) e
 		return errNotFound
 	}
 	db := s.router.Shard(shard)
-	c := s.cache(db)
-	err := db.Tx(ctx, func(tx *sql.Tx) error {
-		return fn(&txStore{tx: tx, shard: shard, clock: s.clock, forUpdate: db.ForUpdate(), stmts: c})
+	return db.Tx(ctx, func(tx *sql.Tx) error {
+		return fn(&txStore{tx: tx, db: db, shard: shard, clock: s.clock, forUpdate: db.ForUpdate()})
 	})
-	c.prepare(context.WithoutCancel(ctx), db.Writer())
-	return err
 }
 
 // SameDatabase reports whether shards a and b share a database.
@@ -234,37 +172,18 @@ type txStore struct {
 	shard     int
 	clock     strata.Clock
 	forUpdate string
-	stmts     *stmtCache
+	db        *sqldb.DB // runs the statements, prepared once seen
 }
 
-// execRaw runs q, prepared when the cache holds it.
-func (t *txStore) execRaw(ctx context.Context, q string, args ...any) (sql.Result, error) {
-	if st := t.stmts.get(q); st != nil {
-		return t.tx.StmtContext(ctx, st).ExecContext(ctx, args...)
-	}
-	return t.tx.ExecContext(ctx, q, args...)
-}
-
-// queryRow runs q, prepared when the cache holds it.
+// queryRow runs q.
 func (t *txStore) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
-	if st := t.stmts.get(q); st != nil {
-		return t.tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
-	}
-	return t.tx.QueryRowContext(ctx, q, args...)
+	return t.db.QueryRow(ctx, t.tx, q, args...)
 }
 
 var _ payments.Tx = (*txStore)(nil)
 
 func (t *txStore) exec(ctx context.Context, action, q string, args ...any) (int64, error) {
-	res, err := t.execRaw(ctx, q, args...)
-	if err != nil {
-		return 0, fmt.Errorf("%s: %w", action, sqldb.Translate(err))
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return 0, fmt.Errorf("%s: %w", action, err)
-	}
-	return n, nil
+	return t.db.Exec(ctx, t.tx, action, q, args...)
 }
 
 // Account gets or creates the account of key: a read, and only for an
@@ -324,7 +243,7 @@ func (t *txStore) Apply(ctx context.Context, id strata.ID, delta int64, allowNeg
 
 // InsertTransfer writes the transfer row and its entries.
 func (t *txStore) InsertTransfer(ctx context.Context, tr *payments.Transfer) error {
-	_, err := t.execRaw(ctx,
+	_, err := t.exec(ctx, "insert transfer",
 		`INSERT INTO payments_transfers (id, shard, type, currency, amount, intent_id, purchase_id, item_id, reverses_id, created_at)
 		 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
 		tr.ID, tr.Shard, string(tr.Type), tr.Currency, tr.Amount, tr.IntentID, tr.PurchaseID, tr.ItemID, tr.ReversesID,
@@ -333,7 +252,7 @@ func (t *txStore) InsertTransfer(ctx context.Context, tr *payments.Transfer) err
 		return &strata.Error{Code: strata.CodeConflict, Reason: "duplicate_transfer", Message: "this transfer was already made"}
 	}
 	if err != nil {
-		return fmt.Errorf("insert transfer: %w", sqldb.Translate(err))
+		return err
 	}
 	for _, e := range tr.Entries {
 		if _, err := t.exec(ctx, "insert entry",
@@ -356,7 +275,7 @@ func (t *txStore) LivePurchase(ctx context.Context, buyer, item strata.ID) (*pay
 
 func (t *txStore) InsertPurchase(ctx context.Context, p *payments.Purchase) error {
 	shard, _ := p.ID.Shard()
-	_, err := t.execRaw(ctx,
+	_, err := t.exec(ctx, "insert purchase",
 		`INSERT INTO payments_purchases (id, shard, buyer_id, item_id, creator_id, price_amount, currency, fee_amount, status,
 		   transfer_id, fee_transfer_id, created_at)
 		 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
@@ -366,7 +285,7 @@ func (t *txStore) InsertPurchase(ctx context.Context, p *payments.Purchase) erro
 		return &strata.Error{Code: strata.CodeConflict, Reason: "already_purchased", Message: "you already bought this item"}
 	}
 	if err != nil {
-		return fmt.Errorf("insert purchase: %w", sqldb.Translate(err))
+		return err
 	}
 	return nil
 }
@@ -411,7 +330,7 @@ func (s *Store) Intent(ctx context.Context, id strata.ID) (*payments.Intent, err
 
 func (t *txStore) InsertIntent(ctx context.Context, in *payments.Intent) error {
 	shard, _ := in.ID.Shard()
-	_, err := t.execRaw(ctx,
+	_, err := t.exec(ctx, "insert intent",
 		`INSERT INTO payments_intents (id, shard, user_id, amount, currency, status, failure_code, attempt, charge_id,
 		   card_brand, card_last4, transfer_id, idempotency_key, created_at, updated_at)
 		 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
@@ -421,7 +340,7 @@ func (t *txStore) InsertIntent(ctx context.Context, in *payments.Intent) error {
 		return &strata.Error{Code: strata.CodeConflict, Reason: "duplicate_intent", Message: "a top-up was already made with this key"}
 	}
 	if err != nil {
-		return fmt.Errorf("insert intent: %w", sqldb.Translate(err))
+		return err
 	}
 	return nil
 }

@@ -42,6 +42,7 @@ type DB struct {
 	dialect Dialect
 	writer  *sql.DB
 	reader  *sql.DB
+	stmts   *stmtCache // statements prepared on the writer
 }
 
 // SQLiteOptions tunes OpenSQLite.
@@ -99,7 +100,7 @@ func OpenSQLite(ctx context.Context, path string, opts SQLiteOptions) (*DB, erro
 	}
 	reader.SetMaxOpenConns(opts.ReadConns)
 	reader.SetMaxIdleConns(opts.ReadConns)
-	return &DB{name: path, dialect: SQLite, writer: writer, reader: reader}, nil
+	return &DB{name: path, dialect: SQLite, writer: writer, reader: reader, stmts: newStmtCache()}, nil
 }
 
 // Name identifies the database in logs and metrics (a file path or a host).
@@ -137,6 +138,7 @@ func (db *DB) ForUpdate() string {
 
 // Close closes both pools.
 func (db *DB) Close() error {
+	db.stmts.close()
 	return errors.Join(db.reader.Close(), db.writer.Close())
 }
 
@@ -147,6 +149,10 @@ func (db *DB) Tx(ctx context.Context, fn func(tx *sql.Tx) error) (err error) {
 	if err != nil {
 		return Translate(fmt.Errorf("begin: %w", err))
 	}
+	// The queries this transaction ran as text are prepared once it has
+	// released the writer (see Exec): deferred first, so it runs after the
+	// rollback below.
+	defer db.stmts.prepare(context.WithoutCancel(ctx), db.writer)
 	defer func() {
 		if p := recover(); p != nil {
 			_ = tx.Rollback()

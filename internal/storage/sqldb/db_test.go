@@ -205,3 +205,43 @@ func TestPostgresDialect(t *testing.T) {
 	require.Error(t, failed, "one of two crossing transactions is chosen as the deadlock victim")
 	require.Equal(t, strata.CodeUnavailable, strata.ErrorCode(failed), "%v", failed)
 }
+
+func TestStatementsArePreparedAfterTheirFirstTransaction(t *testing.T) {
+	t.Parallel()
+	eachDialect(t, func(t *testing.T, dialect sqldb.Dialect) {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		db := setupOn(t, dialect, 4, 1).Shard(0)
+		const q = "INSERT INTO things (id, n) VALUES ($1, $2)"
+		insert := func(id string) error {
+			return db.Tx(ctx, func(tx *sql.Tx) error {
+				n, err := db.Exec(ctx, tx, "insert thing", q, id, 1)
+				if err == nil && n != 1 {
+					err = errors.New("one row expected")
+				}
+				return err
+			})
+		}
+		require.False(t, sqldb.Prepared(db, q))
+		require.NoError(t, insert("a"))
+		require.True(t, sqldb.Prepared(db, q), "prepared once the transaction ended")
+		require.NoError(t, insert("b"), "and bound in the next")
+		err := insert("a")
+		require.Equal(t, strata.CodeConflict, strata.ErrorCode(err), "errors still translate")
+		require.True(t, sqldb.IsUniqueViolation(err), "and keep the driver's error underneath")
+		require.Contains(t, err.Error(), "insert thing")
+		// A failed transaction prepares after its rollback, without
+		// waiting on itself for the writer.
+		require.Error(t, db.Tx(ctx, func(tx *sql.Tx) error {
+			var n int
+			_ = db.QueryRow(ctx, tx, "SELECT n FROM things WHERE id = $1", "a").Scan(&n)
+			return errors.New("give up")
+		}))
+		var n int
+		require.NoError(t, db.Tx(ctx, func(tx *sql.Tx) error {
+			return db.QueryRow(ctx, tx, "SELECT n FROM things WHERE id = $1", "a").Scan(&n)
+		}))
+		require.Equal(t, 1, n)
+		require.True(t, sqldb.Prepared(db, "SELECT n FROM things WHERE id = $1"))
+	})
+}
