@@ -224,27 +224,22 @@ func (s *Service) Cancel(ctx context.Context, id strata.ID) (*Intent, error) {
 // IntentOf returns a top-up to its owner or an admin (not_found to anyone
 // else, so ids cannot be probed).
 func (s *Service) IntentOf(ctx context.Context, id strata.ID) (*Intent, error) {
-	p := strata.PrincipalFrom(ctx)
-	if p == nil {
-		return nil, errNoPrincipal
-	}
-	if _, ok := id.Shard(); !ok {
-		return nil, errIntentNotFound
-	}
-	in, err := s.store.Intent(ctx, id)
-	if strata.ErrorCode(err) == strata.CodeNotFound || (err == nil && in.UserID != p.UserID && !p.HasRole(strata.RoleAdmin)) {
-		return nil, errIntentNotFound
-	}
-	return in, err
+	return ownedIntent(ctx, id, s.store.Intent) // an id of no shard reads as not_found
 }
 
 // ownIntent reads an intent, locked, for its owner or an admin.
 func (s *Service) ownIntent(ctx context.Context, tx Tx, id strata.ID) (*Intent, error) {
+	return ownedIntent(ctx, id, tx.IntentForUpdate)
+}
+
+// ownedIntent reads an intent with read and returns it to its owner or an
+// admin; to anyone else it does not exist.
+func ownedIntent(ctx context.Context, id strata.ID, read func(context.Context, strata.ID) (*Intent, error)) (*Intent, error) {
 	p := strata.PrincipalFrom(ctx)
 	if p == nil {
 		return nil, errNoPrincipal
 	}
-	in, err := tx.IntentForUpdate(ctx, id)
+	in, err := read(ctx, id)
 	if strata.ErrorCode(err) == strata.CodeNotFound || (err == nil && in.UserID != p.UserID && !p.HasRole(strata.RoleAdmin)) {
 		return nil, errIntentNotFound
 	}
