@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"mime"
 	"net/http"
-	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -248,12 +247,9 @@ func handleDelete(s *Service) http.Handler {
 func parseListFilter(r *http.Request) (ListFilter, error) {
 	q := r.URL.Query()
 	var f ListFilter
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > MaxPageSize {
-			return f, strata.Invalid("limit", "must be an integer between 1 and 100")
-		}
-		f.Limit = n
+	var err error
+	if f.Limit, err = httpx.Limit(q, 0, MaxPageSize); err != nil { // 0: the service's default
+		return f, err
 	}
 	if v := q.Get("cursor"); v != "" {
 		id, err := strata.ParseID(v, PrefixItem)

@@ -3,7 +3,6 @@ package payments
 import (
 	"context"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/stratadev/strata"
@@ -229,15 +228,8 @@ func balances(ms []strata.Money) []balanceJSON {
 // pageParams reads cursor and limit.
 func pageParams(r *http.Request) (strata.ID, int, error) {
 	q := r.URL.Query()
-	limit := DefaultPageSize
-	if l := q.Get("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n < 1 || n > MaxPageSize {
-			return "", 0, strata.Invalid("limit", "must be an integer from 1 to 100")
-		}
-		limit = n
-	}
-	return strata.ID(q.Get("cursor")), limit, nil
+	limit, err := httpx.Limit(q, DefaultPageSize, MaxPageSize)
+	return strata.ID(q.Get("cursor")), limit, err
 }
 
 func handlePurchases(s *Service) http.Handler {

@@ -3,7 +3,6 @@ package webhook
 import (
 	"context"
 	"net/http"
-	"strconv"
 
 	"github.com/stratadev/strata"
 	"github.com/stratadev/strata/internal/httpx"
@@ -214,13 +213,10 @@ func handleDelete(s *Service) http.Handler {
 // pageParams reads cursor, limit and status of the delivery list.
 func pageParams(r *http.Request) (DeliveryFilter, error) {
 	q := r.URL.Query()
-	f := DeliveryFilter{Limit: DefaultPageSize, Status: DeliveryStatus(q.Get("status"))}
-	if l := q.Get("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n < 1 || n > MaxPageSize {
-			return f, strata.Invalid("limit", "must be an integer from 1 to "+strconv.Itoa(MaxPageSize))
-		}
-		f.Limit = n
+	f := DeliveryFilter{Status: DeliveryStatus(q.Get("status"))}
+	var err error
+	if f.Limit, err = httpx.Limit(q, DefaultPageSize, MaxPageSize); err != nil {
+		return f, err
 	}
 	switch f.Status {
 	case "", StatusPending, StatusSucceeded, StatusFailed:
