@@ -108,12 +108,25 @@ measure() {
 		;;
 	esac
 	quiesce
+	local before
+	[ "$mode" = ceiling ] || before=$(commit_counts)
 	[ "$mode" = ceiling ] || [ -z "${NO_KEYS:-}" ] || args+=(-no-keys)
 	out=$("$WORK/paybench" "${args[@]}" "$@" 2>"$WORK/paybench.err") ||
 		{ echo "paybench ${args[*]} $* failed:" >&2; cat "$WORK/paybench.err" >&2; exit 1; }
 	echo "$out"
 	sed 's/^paybench: /    # /' "$WORK/paybench.err"
+	if [ "$mode" != ceiling ]; then
+		# shellcheck disable=SC2086 # two numbers each
+		set -- $before $(commit_counts)
+		[ "$3" = "$1" ] || echo "    # group commit (setup included): $(($4 - $2)) transactions in $(($3 - $1)) SQLite commits, $(awk -v t="$(($4 - $2))" -v c="$(($3 - $1))" 'BEGIN { printf "%.1f", t / c }') per commit"
+	fi
 	echo "$out" >>"$WORK/results"
+}
+
+# commit_counts prints strata's SQLite commits and the transactions they
+# carried so far (group commit, see internal/storage/sqldb).
+commit_counts() {
+	curl -s "$STRATA_URL/metrics" | awk '/^strata_db_commits_total/ { c += $2 } /^strata_db_transactions_total/ { t += $2 } END { print c + 0, t + 0 }'
 }
 
 : >"$WORK/results"

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stratadev/strata"
 	"github.com/stratadev/strata/internal/auth"
 	"github.com/stratadev/strata/internal/content"
@@ -28,6 +29,7 @@ import (
 	"github.com/stratadev/strata/internal/payments/webhook"
 	"github.com/stratadev/strata/internal/queue"
 	"github.com/stratadev/strata/internal/storage/blob"
+	"github.com/stratadev/strata/internal/storage/sqldb"
 )
 
 // serveCmd runs the roles of s until ctx ends, then shuts down gracefully:
@@ -63,6 +65,7 @@ func serveCmd(ctx context.Context, s *settings, stdout, stderr io.Writer) error 
 
 	metrics := observability.NewMetrics()
 	qmetrics := queue.NewMetrics(metrics.Registry())
+	registerDBMetrics(metrics.Registry(), st.router.DBs())
 	probes := observability.NewProbes()
 	probes.SetLogger(logger)
 	probes.AddReadinessCheck("database", st.router.Ping)
@@ -365,4 +368,24 @@ func idempotencyConfig(cfg idempotency.Config, masterKey []byte) idempotency.Con
 	mac.Write([]byte("strata idempotency fingerprints v1"))
 	cfg.HashKey = mac.Sum(nil)
 	return cfg
+}
+
+// registerDBMetrics exports each SQLite database's group commits: the
+// transactions committed over the commits that carried them is the mean
+// batch size.
+func registerDBMetrics(reg prometheus.Registerer, dbs []*sqldb.DB) {
+	for _, db := range dbs {
+		if db.Dialect() != sqldb.SQLite {
+			continue
+		}
+		labels := prometheus.Labels{"db": filepath.Base(db.Name())}
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "strata_db_commits_total", ConstLabels: labels,
+			Help: "Write transactions SQLite committed (or tried to), each carrying a batch of Strata transactions.",
+		}, func() float64 { n, _ := db.BatchStats(); return float64(n) }))
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "strata_db_transactions_total", ConstLabels: labels,
+			Help: "Strata write transactions run by group commit on SQLite.",
+		}, func() float64 { _, n := db.BatchStats(); return float64(n) }))
+	}
 }

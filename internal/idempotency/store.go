@@ -120,73 +120,90 @@ var (
 // finds the response to replay. Its errors are errKeyReused, errKeyInUse,
 // or storage failures.
 //
-// A new key is claimed by an INSERT. An existing row is decided on as it
-// was read; the UPDATE that takes a row over (expired, or in flight under
-// a lapsed lock) is conditional on the row's lock_token and state being
-// those read, so of concurrent takers exactly one wins, and a row
-// completed meanwhile is not taken.
+// One transaction (batched with others on SQLite) inserts the row unless
+// the key has one; an existing row is read, locked on PostgreSQL, and
+// decided on. The UPDATE that takes a row over (expired, or in flight
+// under a lapsed lock) is also conditional on the row's lock_token and
+// state being those read, so of concurrent takers exactly one wins, and a
+// row completed meanwhile is not taken.
 func (s *Store) claimKey(ctx context.Context, db *sqldb.DB, scope, key, hash string, lock, ttl time.Duration) (claim, error) {
 	for range maxClaimAttempts {
-		now := s.clock.Now()
-		nowMs := sqldb.Millis(now)
-		token := newToken()
-		_, err := db.Writer().ExecContext(ctx, `INSERT INTO idempotency_keys
-			(scope, key, request_hash, state, lock_token, locked_until, created_at, expires_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-			scope, key, hash, stateInFlight, token, sqldb.Millis(now.Add(lock)), nowMs, sqldb.Millis(now.Add(ttl)))
-		if err == nil {
-			return claim{token: token}, nil
-		}
-		if !sqldb.IsUniqueViolation(err) {
-			return claim{}, fmt.Errorf("claim idempotency key: %w", sqldb.Translate(err))
-		}
-		rec, err := readRecord(ctx, db, scope, key)
-		if errors.Is(err, sql.ErrNoRows) {
-			continue // released in between: insert again
-		}
+		var c claim
+		retry := false
+		err := db.Tx(ctx, func(tx *sql.Tx) error {
+			c, retry = claim{}, false
+			now := s.clock.Now()
+			nowMs := sqldb.Millis(now)
+			token := newToken()
+			n, err := db.Exec(ctx, tx, "claim idempotency key", `INSERT INTO idempotency_keys
+				(scope, key, request_hash, state, lock_token, locked_until, created_at, expires_at)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (scope, key) DO NOTHING`,
+				scope, key, hash, stateInFlight, token, sqldb.Millis(now.Add(lock)), nowMs, sqldb.Millis(now.Add(ttl)))
+			if err != nil {
+				return err
+			}
+			if n == 1 {
+				c.token = token
+				return nil
+			}
+			rec, err := readRecord(ctx, db, tx, scope, key)
+			if errors.Is(err, sql.ErrNoRows) {
+				retry = true // released since the INSERT saw it (PostgreSQL): insert again
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			switch {
+			case rec.expired(nowMs):
+				// Treated as unused, whatever request it held.
+			case rec.hash != hash:
+				return errKeyReused
+			case rec.state == stateCompleted:
+				c.replay = &rec.response
+				return nil
+			case nowMs < rec.lockedUntil:
+				return errKeyInUse
+			}
+			// Expired, or in flight under a lapsed lock: its claimant died.
+			n, err = db.Exec(ctx, tx, "take over idempotency key", `UPDATE idempotency_keys SET
+				request_hash = $1, state = $2, lock_token = $3, locked_until = $4,
+				response_status = 0, response_headers = '{}', response_body = '', response_body_encoding = '',
+				created_at = $5, expires_at = $6
+				WHERE scope = $7 AND key = $8 AND lock_token = $9 AND state = $10`,
+				hash, stateInFlight, token, sqldb.Millis(now.Add(lock)), nowMs, sqldb.Millis(now.Add(ttl)),
+				scope, key, rec.token, rec.state)
+			if err != nil {
+				return err
+			}
+			if n == 1 {
+				c.token = token
+			} else {
+				retry = true // another request changed the row first: look again
+			}
+			return nil
+		})
 		if err != nil {
 			return claim{}, err
 		}
-		switch {
-		case rec.expired(nowMs):
-			// Treated as unused, whatever request it held.
-		case rec.hash != hash:
-			return claim{}, errKeyReused
-		case rec.state == stateCompleted:
-			return claim{replay: &rec.response}, nil
-		case nowMs < rec.lockedUntil:
-			return claim{}, errKeyInUse
+		if !retry {
+			return c, nil
 		}
-		// Expired, or in flight under a lapsed lock: its claimant died.
-		res, err := db.Writer().ExecContext(ctx, `UPDATE idempotency_keys SET
-			request_hash = $1, state = $2, lock_token = $3, locked_until = $4,
-			response_status = 0, response_headers = '{}', response_body = '', response_body_encoding = '',
-			created_at = $5, expires_at = $6
-			WHERE scope = $7 AND key = $8 AND lock_token = $9 AND state = $10`,
-			hash, stateInFlight, token, sqldb.Millis(now.Add(lock)), nowMs, sqldb.Millis(now.Add(ttl)),
-			scope, key, rec.token, rec.state)
-		if err != nil {
-			return claim{}, fmt.Errorf("take over idempotency key: %w", sqldb.Translate(err))
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return claim{}, fmt.Errorf("take over idempotency key: %w", err)
-		} else if n == 1 {
-			return claim{token: token}, nil
-		}
-		// Another request changed the row first: look again.
 	}
 	return claim{}, errKeyInUse
 }
 
-func readRecord(ctx context.Context, db *sqldb.DB, scope, key string) (record, error) {
+// readRecord reads the row of (scope, key) in tx, locking it on
+// PostgreSQL.
+func readRecord(ctx context.Context, db *sqldb.DB, tx *sql.Tx, scope, key string) (record, error) {
 	var (
 		rec                         record
 		status                      int64
 		headers, body, bodyEncoding string
 	)
-	err := db.Writer().QueryRowContext(ctx, `SELECT request_hash, state, lock_token, locked_until, expires_at,
+	err := db.QueryRow(ctx, tx, `SELECT request_hash, state, lock_token, locked_until, expires_at,
 		response_status, response_headers, response_body, response_body_encoding
-		FROM idempotency_keys WHERE scope = $1 AND key = $2`, scope, key).Scan(
+		FROM idempotency_keys WHERE scope = $1 AND key = $2`+db.ForUpdate(), scope, key).Scan(
 		&rec.hash, &rec.state, &rec.token, &rec.lockedUntil, &rec.expiresAt,
 		&status, &headers, &body, &bodyEncoding)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -221,32 +238,28 @@ func (s *Store) complete(ctx context.Context, db *sqldb.DB, scope, key, token st
 		return false, fmt.Errorf("record idempotent response: %w", err)
 	}
 	body, encoding := encodeBody(resp.body)
-	res, err := db.Writer().ExecContext(ctx, `UPDATE idempotency_keys SET
-		state = $1, locked_until = 0, response_status = $2, response_headers = $3,
-		response_body = $4, response_body_encoding = $5, expires_at = $6
-		WHERE scope = $7 AND key = $8 AND lock_token = $9 AND state = $10`,
-		stateCompleted, resp.status, string(headers), body, encoding, sqldb.Millis(s.clock.Now().Add(ttl)),
-		scope, key, token, stateInFlight)
-	if err != nil {
-		return false, fmt.Errorf("record idempotent response: %w", sqldb.Translate(err))
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return false, fmt.Errorf("record idempotent response: %w", err)
-	}
-	return n == 1, nil
+	var n int64
+	err = db.Tx(ctx, func(tx *sql.Tx) (err error) {
+		n, err = db.Exec(ctx, tx, "record idempotent response", `UPDATE idempotency_keys SET
+			state = $1, locked_until = 0, response_status = $2, response_headers = $3,
+			response_body = $4, response_body_encoding = $5, expires_at = $6
+			WHERE scope = $7 AND key = $8 AND lock_token = $9 AND state = $10`,
+			stateCompleted, resp.status, string(headers), body, encoding, sqldb.Millis(s.clock.Now().Add(ttl)),
+			scope, key, token, stateInFlight)
+		return err
+	})
+	return n == 1, err
 }
 
 // release deletes the row claimed with token, so that a retry with the key
 // runs afresh. A row taken over by another request is left alone.
 func (s *Store) release(ctx context.Context, db *sqldb.DB, scope, key, token string) error {
-	_, err := db.Writer().ExecContext(ctx,
-		"DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND lock_token = $3 AND state = $4",
-		scope, key, token, stateInFlight)
-	if err != nil {
-		return fmt.Errorf("release idempotency key: %w", sqldb.Translate(err))
-	}
-	return nil
+	return db.Tx(ctx, func(tx *sql.Tx) error {
+		_, err := db.Exec(ctx, tx, "release idempotency key",
+			"DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND lock_token = $3 AND state = $4",
+			scope, key, token, stateInFlight)
+		return err
+	})
 }
 
 // encodeBody returns b for a TEXT column: as is when it is UTF-8 text

@@ -160,7 +160,7 @@ func (r *Relay) pass(ctx context.Context) {
 		if r.cfg.Metrics != nil {
 			var n int
 			var created sql.NullInt64
-			err := db.Writer().QueryRowContext(ctx,
+			err := db.Primary().QueryRowContext(ctx,
 				"SELECT count(*), min(created_at) FROM outbox_events WHERE sent_at IS NULL").Scan(&n, &created)
 			if err == nil {
 				pending += n
@@ -260,7 +260,7 @@ func (r *Relay) relayBatch(ctx context.Context, db *sqldb.DB) (batchResult, erro
 // readDue reads up to BatchSize unsent rows of db that are due, in id order.
 func (r *Relay) readDue(ctx context.Context, db *sqldb.DB) ([]outboxRow, error) {
 	// Read from the writer: a replica could lag behind and miss new rows.
-	rows, err := db.Writer().QueryContext(ctx,
+	rows, err := db.Primary().QueryContext(ctx,
 		"SELECT id, subject, payload, attempts FROM outbox_events WHERE sent_at IS NULL AND next_attempt_at <= $1 ORDER BY id LIMIT $2",
 		r.clock.Now().UnixMilli(), r.cfg.BatchSize)
 	if err != nil {

@@ -88,7 +88,7 @@ func (s *Store) UserByID(ctx context.Context, id strata.ID) (*auth.User, error) 
 	if err != nil {
 		return nil, err
 	}
-	u, err := scanUser(db.Reader().QueryRowContext(ctx, "SELECT "+userColumns+" FROM auth_users WHERE id = $1", id))
+	u, err := scanUser(db.Read().QueryRowContext(ctx, "SELECT "+userColumns+" FROM auth_users WHERE id = $1", id))
 	if err != nil {
 		return nil, fmt.Errorf("read user %s: %w", id, err)
 	}
@@ -98,7 +98,7 @@ func (s *Store) UserByID(ctx context.Context, id strata.ID) (*auth.User, error) 
 // LookupEmail reads the email index on the email's shard.
 func (s *Store) LookupEmail(ctx context.Context, email string) (strata.ID, error) {
 	var id strata.ID
-	err := s.router.ForKey(email).Reader().QueryRowContext(ctx,
+	err := s.router.ForKey(email).Read().QueryRowContext(ctx,
 		"SELECT user_id FROM auth_email_index WHERE email = $1", email).Scan(&id)
 	if err != nil {
 		return "", sqldb.Translate(err)
@@ -140,7 +140,7 @@ func (s *Store) ListAudit(ctx context.Context, f auth.AuditFilter) ([]auth.Audit
 		dbs = []*sqldb.DB{db}
 	}
 	out, err := sqldb.Gather(ctx, dbs, func(ctx context.Context, db *sqldb.DB) ([]auth.AuditEvent, error) {
-		events, err := scanAudit(ctx, db.Reader(), q, args...)
+		events, err := scanAudit(ctx, db.Read(), q, args...)
 		if err != nil {
 			return nil, fmt.Errorf("list audit on %s: %w", db.Name(), err)
 		}
@@ -182,7 +182,7 @@ func scanAudit(ctx context.Context, q sqldb.Querier, query string, args ...any) 
 // SigningKeys reads every key from shard 0's writer pool, newest first, so
 // a key created a moment ago by another instance is seen.
 func (s *Store) SigningKeys(ctx context.Context) ([]auth.StoredKey, error) {
-	rows, err := s.router.Shard(auth.KeysShard).Writer().QueryContext(ctx,
+	rows, err := s.router.Shard(auth.KeysShard).Primary().QueryContext(ctx,
 		`SELECT id, generation, public_key, sealed_key, not_before, retire_at, expires_at, created_at
 		 FROM auth_signing_keys ORDER BY generation DESC`)
 	if err != nil {
@@ -222,7 +222,7 @@ func (s *Store) OneTimeTokenOwner(ctx context.Context, id strata.ID) (strata.ID,
 		return "", err
 	}
 	var user strata.ID
-	err = db.Reader().QueryRowContext(ctx, "SELECT user_id FROM auth_one_time_tokens WHERE id = $1", id).Scan(&user)
+	err = db.Read().QueryRowContext(ctx, "SELECT user_id FROM auth_one_time_tokens WHERE id = $1", id).Scan(&user)
 	if err != nil {
 		return "", fmt.Errorf("read one-time token: %w", sqldb.Translate(err))
 	}

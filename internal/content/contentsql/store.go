@@ -115,7 +115,7 @@ func (s *Store) ItemByID(ctx context.Context, id strata.ID) (*content.Item, erro
 	if err != nil {
 		return nil, err
 	}
-	it, err := scanItem(db.Reader().QueryRowContext(ctx, "SELECT "+itemColumns+itemFrom+" WHERE i.id = $1", id))
+	it, err := scanItem(db.Read().QueryRowContext(ctx, "SELECT "+itemColumns+itemFrom+" WHERE i.id = $1", id))
 	if err != nil {
 		return nil, fmt.Errorf("read item %s: %w", id, err)
 	}
@@ -160,7 +160,7 @@ func (s *Store) ListItems(ctx context.Context, f content.ListFilter) ([]content.
 		dbs = []*sqldb.DB{db}
 	}
 	out, err := sqldb.Gather(ctx, dbs, func(ctx context.Context, db *sqldb.DB) ([]content.Item, error) {
-		items, err := queryItems(ctx, db.Reader(), q, args...)
+		items, err := queryItems(ctx, db.Read(), q, args...)
 		if err != nil {
 			return nil, fmt.Errorf("list items on %s: %w", db.Name(), err)
 		}
@@ -221,7 +221,7 @@ func (s *Store) BlobsReferenced(ctx context.Context, shas []string, preview bool
 	}
 	// The primary, not a reader: a reference just written must be seen.
 	found, err := sqldb.Gather(ctx, s.router.DBs(), func(ctx context.Context, db *sqldb.DB) ([]string, error) {
-		rows, err := db.Writer().QueryContext(ctx, q, args...)
+		rows, err := db.Primary().QueryContext(ctx, q, args...)
 		if err != nil {
 			return nil, fmt.Errorf("look up blob references: %w", sqldb.Translate(err))
 		}

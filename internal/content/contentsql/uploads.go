@@ -239,7 +239,7 @@ func (s *Store) DeleteUpload(ctx context.Context, id strata.ID, token string) (b
 func (s *Store) ExpiredUploads(ctx context.Context, now time.Time, limit int) ([]strata.ID, error) {
 	return sqldb.Gather(ctx, s.router.DBs(), func(ctx context.Context, db *sqldb.DB) ([]strata.ID, error) {
 		// A stale read is harmless: removing an upload takes its lease first.
-		rows, err := db.Reader().QueryContext(ctx,
+		rows, err := db.Read().QueryContext(ctx,
 			`SELECT id FROM content_uploads WHERE expires_at <= $1 AND (lock_token = '' OR lock_until < $1)
 			 ORDER BY expires_at LIMIT $2`, sqldb.Millis(now), limit)
 		if err != nil {

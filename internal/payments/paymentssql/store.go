@@ -72,7 +72,7 @@ func (s *Store) Entitled(ctx context.Context, user, item strata.ID) (bool, error
 		return false, nil
 	}
 	var one int
-	err = db.Writer().QueryRowContext(ctx,
+	err = db.Primary().QueryRowContext(ctx,
 		"SELECT 1 FROM payments_entitlements WHERE user_id = $1 AND item_id = $2", user, item).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
@@ -90,7 +90,7 @@ func (s *Store) AccountsOf(ctx context.Context, user strata.ID) ([]payments.Acco
 	if err != nil {
 		return nil, errNotFound
 	}
-	rows, err := db.Writer().QueryContext(ctx,
+	rows, err := db.Primary().QueryContext(ctx,
 		"SELECT "+accountColumns+" FROM payments_accounts WHERE owner_id = $1 AND kind IN ('wallet', 'earnings') ORDER BY kind, currency", user)
 	if err != nil {
 		return nil, fmt.Errorf("read accounts: %w", sqldb.Translate(err))
@@ -150,7 +150,7 @@ func (s *Store) Purchases(ctx context.Context, buyer, before strata.ID, limit in
 		args = append(args, before)
 	}
 	q += fmt.Sprintf(" ORDER BY id DESC LIMIT %d", limit)
-	rows, err := db.Writer().QueryContext(ctx, q, args...)
+	rows, err := db.Primary().QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read purchases: %w", sqldb.Translate(err))
 	}
@@ -325,7 +325,7 @@ func (s *Store) Intent(ctx context.Context, id strata.ID) (*payments.Intent, err
 	if err != nil {
 		return nil, errNotFound
 	}
-	return scanIntent(db.Writer().QueryRowContext(ctx, "SELECT "+intentColumns+" FROM payments_intents WHERE id = $1", id))
+	return scanIntent(db.Primary().QueryRowContext(ctx, "SELECT "+intentColumns+" FROM payments_intents WHERE id = $1", id))
 }
 
 func (t *txStore) InsertIntent(ctx context.Context, in *payments.Intent) error {
@@ -454,7 +454,7 @@ func (s *Store) Transfers(ctx context.Context, owner, account, before strata.ID,
 		q += fmt.Sprintf(" AND t.id < $%d", len(args))
 	}
 	q += fmt.Sprintf(" ORDER BY t.id DESC LIMIT %d", limit)
-	rows, err := db.Writer().QueryContext(ctx, q, args...)
+	rows, err := db.Primary().QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read transfers: %w", sqldb.Translate(err))
 	}
@@ -482,7 +482,7 @@ func (s *Store) Transfers(ctx context.Context, owner, account, before strata.ID,
 	for i, t := range out {
 		marks[i], ids[i] = fmt.Sprintf("$%d", i+1), t.ID
 	}
-	erows, err := db.Writer().QueryContext(ctx, "SELECT e.transfer_id, e.account_id, e.amount, a.kind, a.owner_id FROM payments_entries e"+
+	erows, err := db.Primary().QueryContext(ctx, "SELECT e.transfer_id, e.account_id, e.amount, a.kind, a.owner_id FROM payments_entries e"+
 		" JOIN payments_accounts a ON a.id = e.account_id WHERE e.transfer_id IN ("+
 		strings.Join(marks, ", ")+") ORDER BY e.transfer_id, e.amount", ids...)
 	if err != nil {

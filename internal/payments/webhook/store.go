@@ -83,7 +83,7 @@ func (st *store) insertEndpoint(ctx context.Context, r *endpointRow, max int) er
 
 // endpoint reads one endpoint from the primary.
 func (st *store) endpoint(ctx context.Context, id strata.ID) (*endpointRow, error) {
-	r, err := scanEndpoint(st.db.Writer().QueryRowContext(ctx,
+	r, err := scanEndpoint(st.db.Primary().QueryRowContext(ctx,
 		"SELECT "+endpointColumns+" FROM payments_webhook_endpoints WHERE id = $1", id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, errEndpointNotFound
@@ -101,7 +101,7 @@ func (st *store) endpoints(ctx context.Context, enabledOnly bool) ([]endpointRow
 	if enabledOnly {
 		q += " WHERE enabled"
 	}
-	rows, err := st.db.Writer().QueryContext(ctx, q+" ORDER BY id")
+	rows, err := st.db.Primary().QueryContext(ctx, q+" ORDER BY id")
 	if err != nil {
 		return nil, fmt.Errorf("read endpoints: %w", sqldb.Translate(err))
 	}
@@ -216,7 +216,7 @@ func (st *store) enqueue(ctx context.Context, ev eventRow, endpoints []strata.ID
 // due returns up to limit pending deliveries to enabled endpoints whose
 // time has come and that no sender holds, the most overdue first.
 func (st *store) due(ctx context.Context, now time.Time, limit int) ([]strata.ID, error) {
-	rows, err := st.db.Writer().QueryContext(ctx, `SELECT d.id FROM payments_webhook_deliveries d
+	rows, err := st.db.Primary().QueryContext(ctx, `SELECT d.id FROM payments_webhook_deliveries d
 		JOIN payments_webhook_endpoints e ON e.id = d.endpoint_id
 		WHERE d.status = 'pending' AND d.next_attempt_at <= $1 AND d.lease_until < $1 AND e.enabled
 		ORDER BY d.next_attempt_at LIMIT $2`, sqldb.Millis(now), limit)
@@ -270,7 +270,7 @@ func (st *store) job(ctx context.Context, id strata.ID, token string) (*job, err
 	var first, prevExp, created, updated int64
 	var body, events string
 	e := &j.endpoint
-	err := st.db.Writer().QueryRowContext(ctx, `SELECT d.id, d.event_id, d.failures, d.first_attempt_at, ev.body,
+	err := st.db.Primary().QueryRowContext(ctx, `SELECT d.id, d.event_id, d.failures, d.first_attempt_at, ev.body,
 		e.id, e.url, e.events, e.secret, e.previous_secret, e.previous_expires_at, e.enabled, e.created_at, e.updated_at
 		FROM payments_webhook_deliveries d
 		JOIN payments_webhook_events ev ON ev.id = d.event_id
@@ -355,7 +355,7 @@ func scanDelivery(row interface{ Scan(...any) error }) (*Delivery, error) {
 
 // delivery reads one delivery, without its log.
 func (st *store) delivery(ctx context.Context, id strata.ID) (*Delivery, error) {
-	d, err := scanDelivery(st.db.Writer().QueryRowContext(ctx, "SELECT "+deliveryColumns+
+	d, err := scanDelivery(st.db.Primary().QueryRowContext(ctx, "SELECT "+deliveryColumns+
 		" FROM payments_webhook_deliveries d JOIN payments_webhook_events ev ON ev.id = d.event_id WHERE d.id = $1", id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, errDeliveryNotFound
@@ -381,7 +381,7 @@ func (st *store) deliveries(ctx context.Context, endpoint, before strata.ID, sta
 		q += fmt.Sprintf(" AND d.status = $%d", len(args))
 	}
 	q += fmt.Sprintf(" ORDER BY d.id DESC LIMIT %d", limit)
-	rows, err := st.db.Writer().QueryContext(ctx, q, args...)
+	rows, err := st.db.Primary().QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read deliveries: %w", sqldb.Translate(err))
 	}
@@ -408,7 +408,7 @@ func (st *store) attempts(ctx context.Context, deliveries []strata.ID) (map[stra
 	for i, id := range deliveries {
 		ph[i], args[i] = fmt.Sprintf("$%d", i+1), id
 	}
-	rows, err := st.db.Writer().QueryContext(ctx, `SELECT delivery_id, attempted_at, status_code, duration_ms, error
+	rows, err := st.db.Primary().QueryContext(ctx, `SELECT delivery_id, attempted_at, status_code, duration_ms, error
 		FROM payments_webhook_attempts WHERE delivery_id IN (`+strings.Join(ph, ", ")+`)
 		ORDER BY delivery_id, attempted_at DESC, id DESC`, args...)
 	if err != nil {

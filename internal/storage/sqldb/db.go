@@ -43,6 +43,9 @@ type DB struct {
 	writer  *sql.DB
 	reader  *sql.DB
 	stmts   *stmtCache // statements prepared on the writer
+	commits *committer // SQLite's group commit; nil on PostgreSQL
+	reads   *Pool      // the reader pool, preparing its queries
+	primary *Pool      // the pool that sees every committed write
 }
 
 // SQLiteOptions tunes OpenSQLite.
@@ -71,6 +74,9 @@ func OpenSQLite(ctx context.Context, path string, opts SQLiteOptions) (*DB, erro
 		"journal_mode(WAL)",
 		"synchronous(NORMAL)",
 		"foreign_keys(ON)",
+		// Savepoints (group commit runs each transaction in one) keep their
+		// undo pages in memory rather than in a temporary file.
+		"temp_store(MEMORY)",
 	}
 	dsn := func(extra ...string) string {
 		q := url.Values{}
@@ -80,10 +86,11 @@ func OpenSQLite(ctx context.Context, path string, opts SQLiteOptions) (*DB, erro
 		q.Set("_txlock", "immediate") // take the write lock at BEGIN: no upgrade deadlocks
 		return "file:" + path + "?" + q.Encode()
 	}
-	writer, err := sql.Open("sqlite", dsn())
+	wc, err := newWriterConnector(dsn())
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
+	writer := sql.OpenDB(wc)
 	writer.SetMaxOpenConns(1)
 	writer.SetMaxIdleConns(1)
 	writer.SetConnMaxLifetime(0)
@@ -100,7 +107,12 @@ func OpenSQLite(ctx context.Context, path string, opts SQLiteOptions) (*DB, erro
 	}
 	reader.SetMaxOpenConns(opts.ReadConns)
 	reader.SetMaxIdleConns(opts.ReadConns)
-	return &DB{name: path, dialect: SQLite, writer: writer, reader: reader, stmts: newStmtCache()}, nil
+	stmts := newStmtCache()
+	reads := newPool(reader)
+	// WAL readers see every committed write, and a write is acknowledged
+	// only once committed: reads need not queue for the one writer.
+	return &DB{name: path, dialect: SQLite, writer: writer, reader: reader, stmts: stmts,
+		commits: newCommitter(writer, stmts), reads: reads, primary: reads}, nil
 }
 
 // Name identifies the database in logs and metrics (a file path or a host).
@@ -115,6 +127,17 @@ func (db *DB) Writer() *sql.DB { return db.writer }
 // Reader returns the pool for reads that tolerate a little staleness. On
 // SQLite it sees every committed write.
 func (db *DB) Reader() *sql.DB { return db.reader }
+
+// Read returns the reader pool as a Querier that prepares its queries:
+// for reads that tolerate a little staleness.
+func (db *DB) Read() *Pool { return db.reads }
+
+// Primary returns a Querier, preparing its queries, for reads outside a
+// transaction that must see every write acknowledged so far (a purchase
+// seen by the buyer's next request): the primary on PostgreSQL; on SQLite
+// the reader pool, whose WAL snapshots include every commit — such reads
+// do not queue behind the one writer.
+func (db *DB) Primary() *Pool { return db.primary }
 
 // Ping checks that the database answers a query.
 func (db *DB) Ping(ctx context.Context) error {
@@ -136,15 +159,31 @@ func (db *DB) ForUpdate() string {
 	return ""
 }
 
-// Close closes both pools.
+// Close runs the transactions already queued, then closes both pools.
 func (db *DB) Close() error {
+	if db.commits != nil {
+		db.commits.close()
+	}
 	db.stmts.close()
+	db.reads.close()
+	if db.primary != db.reads {
+		db.primary.close()
+	}
 	return errors.Join(db.reader.Close(), db.writer.Close())
 }
 
 // Tx runs fn in a write transaction, committing when fn returns nil and
 // rolling back otherwise (also when fn panics, which is re-raised).
+//
+// On SQLite, fn runs on the group committer (see committer): inside a
+// savepoint of a transaction it may share with others queued at the same
+// time, one at a time, and Tx returns after that transaction committed.
+// So fn must do database work only — what it reads and writes through tx —
+// and must not wait for anything another transaction would do.
 func (db *DB) Tx(ctx context.Context, fn func(tx *sql.Tx) error) (err error) {
+	if db.commits != nil {
+		return db.commits.do(ctx, fn)
+	}
 	tx, err := db.writer.BeginTx(ctx, nil)
 	if err != nil {
 		return Translate(fmt.Errorf("begin: %w", err))

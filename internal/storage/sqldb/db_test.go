@@ -49,7 +49,7 @@ func TestPragmas(t *testing.T) {
 	t.Parallel()
 	db := setup(t, 4, 1).Shard(0)
 	ctx := context.Background()
-	for pragma, want := range map[string]string{"journal_mode": "wal", "synchronous": "1", "foreign_keys": "1", "busy_timeout": "5000"} {
+	for pragma, want := range map[string]string{"journal_mode": "wal", "synchronous": "1", "foreign_keys": "1", "busy_timeout": "5000", "temp_store": "2"} {
 		var got string
 		require.NoError(t, db.Writer().QueryRowContext(ctx, "PRAGMA "+pragma).Scan(&got))
 		require.Equal(t, want, got, pragma)

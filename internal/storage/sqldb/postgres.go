@@ -47,7 +47,9 @@ func OpenPostgres(ctx context.Context, dsn string, opts PostgresOptions) (*DB, e
 		pool.Close()
 		return nil, fmt.Errorf("open postgres %s: %w", redactDSN(dsn), err)
 	}
-	return &DB{name: redactDSN(dsn), dialect: Postgres, writer: pool, reader: pool, stmts: newStmtCache()}, nil
+	p := newPool(pool)
+	return &DB{name: redactDSN(dsn), dialect: Postgres, writer: pool, reader: pool, stmts: newStmtCache(),
+		reads: p, primary: p}, nil
 }
 
 // redactDSN drops the password of a URL DSN, for names and errors.
