@@ -24,7 +24,7 @@ func TestLedgerVerify(t *testing.T) {
 
 	out, err := verify()
 	require.NoError(t, err, "a fresh data directory is clean: %s", out)
-	require.Contains(t, out, "ok: 9 invariants hold")
+	require.Contains(t, out, "ok: 11 invariants hold")
 	require.Contains(t, out, "0 accounts, 0 transfers")
 
 	// Money out of nowhere: a balance without entries.

@@ -86,6 +86,10 @@ func serveCmd(ctx context.Context, s *settings, stdout, stderr io.Writer) error 
 		})
 	}
 
+	goBG("shard map", func(ctx context.Context) error {
+		return st.router.Follow(ctx, st.meta, s.shardMapRefresh, logger)
+	})
+
 	var relay *queue.Relay
 	if roles["worker"] {
 		relay = queue.NewRelay(st.router, q.client, queue.RelayConfig{Metrics: qmetrics}, logger, clock)
@@ -148,6 +152,7 @@ func serveCmd(ctx context.Context, s *settings, stdout, stderr io.Writer) error 
 		goBG("content janitor", func(ctx context.Context) error { contentSvc.RunJanitor(ctx); return nil })
 		goBG("idempotency sweep", func(ctx context.Context) error { return keys.Run(ctx, 0, logger) })
 		settler := payments.IntentSettler{Service: paymentsSvc, Logger: logger}
+		saga := payments.SagaWorker{Service: paymentsSvc, Logger: logger}
 		goBG("webhook sender", hooks.RunSender)
 		dispatcher := webhook.Dispatcher{Service: hooks, Logger: logger}
 		reconcileMetrics := payments.NewReconcileMetrics(metrics.Registry())
@@ -163,6 +168,7 @@ func serveCmd(ctx context.Context, s *settings, stdout, stderr io.Writer) error 
 			{"mail", mc.ConsumerConfig(), mc.Handle},
 			{"asset processor", ap.ConsumerConfig(), ap.Handle},
 			{"payment settler", settler.ConsumerConfig(), settler.Handle},
+			{"purchase saga", saga.ConsumerConfig(), saga.Handle},
 			{"webhook dispatcher", dispatcher.ConsumerConfig(), dispatcher.Handle},
 		} {
 			w.cfg.Metrics = qmetrics
@@ -211,10 +217,9 @@ func serveCmd(ctx context.Context, s *settings, stdout, stderr io.Writer) error 
 	}
 
 	absData, _ := filepath.Abs(s.dataDir)
-	absDB, _ := filepath.Abs(s.sqlitePath())
 	fmt.Fprintf(stdout, "strata %s: roles %s\n", version, strings.Join(sortedRoles(roles), ","))
 	fmt.Fprintf(stdout, "strata: listening on %s\n", displayURL(ln.Addr()))
-	fmt.Fprintf(stdout, "strata: data in %s (SQLite %s, %d logical shards)\n", absData, absDB, s.shards)
+	fmt.Fprintf(stdout, "strata: data in %s; databases: %s\n", absData, st.describe)
 	fmt.Fprintf(stdout, "strata: queue %s\n", q.describe)
 	logger.Info("strata started", "http_addr", ln.Addr().String(), "data_dir", absData, "roles", sortedRoles(roles))
 

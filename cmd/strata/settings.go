@@ -39,6 +39,10 @@ type settings struct {
 	shutdownDelay     time.Duration
 	shards            int
 	sqliteBusyTimeout time.Duration
+	sqliteShards      int
+	postgres          []string
+	postgresMaxConns  int
+	shardMapRefresh   time.Duration
 	masterKey         string
 	masterKeyFile     string
 	natsURL           string
@@ -62,13 +66,17 @@ func (s *settings) registerFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&s.dataDir, "data-dir", "./strata-data", "where the embedded databases, the NATS store and the generated master key live")
 	fs.StringVar(&s.httpAddr, "http-addr", ":8080", "the address of the HTTP API")
 	fs.StringVar(&s.debugAddr, "debug-addr", "", "the address of the pprof debug listener; empty disables it (bind it to loopback)")
-	fs.StringSliceVar(&s.roles, "roles", []string{"all"}, "the roles this instance runs: all, or any of auth, content, worker")
+	fs.StringSliceVar(&s.roles, "roles", []string{"all"}, "the roles this instance runs: all, or any of auth, content, payments, worker")
 	fs.StringVar(&s.logFormat, "log-format", "json", "log format: json or text")
 	fs.StringVar(&s.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.DurationVar(&s.logFlush, "log-flush-interval", 200*time.Millisecond, "serve buffers log lines and writes them out this often (and on exit); 0 writes each line at once")
 	fs.DurationVar(&s.shutdownGrace, "shutdown-grace", 15*time.Second, "how long in-flight requests may take to finish after a stop signal, and then again how long consumers may take to finish their jobs")
 	fs.DurationVar(&s.shutdownDelay, "shutdown-delay", time.Second, "how long /readyz answers 503 before the listener closes, so load balancers stop sending traffic")
 	fs.IntVar(&s.shards, "shards", 256, "the number of logical shards; fixed when a deployment is created")
+	fs.IntVar(&s.sqliteShards, "sqlite-shards", 1, "how many SQLite database files (strata.db, strata-1.db, ...) the logical shards spread over when no --postgres is given; a new deployment spreads them evenly, later additions start empty")
+	fs.StringSliceVar(&s.postgres, "postgres", nil, "the deployment's PostgreSQL databases as name=DSN (postgres://user:password@host/db), comma-separated or repeated; when given they replace SQLite. The first holds the shard map; a new deployment spreads the logical shards evenly over them")
+	fs.IntVar(&s.postgresMaxConns, "postgres-max-conns", 16, "the connection pool size of each PostgreSQL database")
+	fs.DurationVar(&s.shardMapRefresh, "shard-map-refresh", 5*time.Second, "how often an instance checks the shard map for changes (a moved shard)")
 	fs.DurationVar(&s.sqliteBusyTimeout, "sqlite-busy-timeout", 5*time.Second, "how long SQLite waits for a lock held by another process")
 	fs.StringVar(&s.masterKey, "master-key", "", "base64 of the 32-byte key that encrypts signing keys at rest (secret; prefer STRATA_MASTER_KEY or --master-key-file)")
 	fs.StringVar(&s.masterKeyFile, "master-key-file", "", "a file holding the master key; default <data-dir>/master.key, generated on first start")
@@ -148,6 +156,29 @@ func (s *settings) validate() error {
 	if s.shards < 1 || s.shards > strata.MaxShards {
 		return fmt.Errorf("shards: must be between 1 and %d, got %d", strata.MaxShards, s.shards)
 	}
+	if s.sqliteShards < 1 || s.sqliteShards > s.shards {
+		return fmt.Errorf("sqlite-shards: must be between 1 and the shard count %d, got %d", s.shards, s.sqliteShards)
+	}
+	seen := map[string]bool{}
+	for _, entry := range s.postgres {
+		name, dsn, ok := strings.Cut(entry, "=")
+		if !ok || !validDBName(name) || strings.TrimSpace(dsn) == "" {
+			return fmt.Errorf("postgres: each entry must be name=DSN with a name of letters, digits, - and _ (up to 63), got %q", redactEntry(entry))
+		}
+		if seen[name] {
+			return fmt.Errorf("postgres: two databases named %q", name)
+		}
+		seen[name] = true
+	}
+	if len(s.postgres) > s.shards {
+		return fmt.Errorf("postgres: %d databases for %d logical shards", len(s.postgres), s.shards)
+	}
+	if s.postgresMaxConns < 1 || s.postgresMaxConns > 1000 {
+		return fmt.Errorf("postgres-max-conns: must be between 1 and 1000, got %d", s.postgresMaxConns)
+	}
+	if s.shardMapRefresh < 100*time.Millisecond {
+		return fmt.Errorf("shard-map-refresh: must be at least 100ms, got %s", s.shardMapRefresh)
+	}
 	if s.masterKey != "" {
 		if k, err := base64.StdEncoding.DecodeString(s.masterKey); err != nil || len(k) != 32 {
 			return fmt.Errorf("master-key: must be the base64 encoding of 32 bytes")
@@ -202,4 +233,23 @@ func (s *settings) argon2Params() password.Params {
 	return p
 }
 
-func (s *settings) sqlitePath() string { return filepath.Join(s.dataDir, "strata.db") }
+// validDBName reports whether name may name a database in the shard map.
+func validDBName(name string) bool {
+	if name == "" || len(name) > 63 {
+		return false
+	}
+	for _, c := range name {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// redactEntry shows a --postgres entry without what may be a password.
+func redactEntry(entry string) string {
+	if len(entry) > 12 {
+		return entry[:12] + "..."
+	}
+	return entry
+}

@@ -31,55 +31,177 @@ import (
 )
 
 // storage is the data tier of this process: the shard router over its
-// databases and the master key.
+// databases, the metadata database holding the shard map, and the master
+// key.
 type storage struct {
 	router    *sqldb.Router
+	meta      *sqldb.DB
 	masterKey []byte
+	describe  string // for the start-up banner
 }
 
-// openStorage prepares the data directory, checks the deployment's shard
-// count, opens the databases and applies every module's migrations.
+// openStorage prepares the data directory, opens the deployment's
+// databases, loads (or, for a new deployment, creates) the shard map,
+// checks the deployment's shard count and applies every module's
+// migrations.
 func openStorage(ctx context.Context, s *settings) (*storage, error) {
 	if err := os.MkdirAll(s.dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data-dir: %w", err)
 	}
-	if err := checkDeployment(s); err != nil {
-		return nil, err
+	if len(s.postgres) == 0 {
+		if err := checkDeployment(s); err != nil {
+			return nil, err
+		}
 	}
 	key, err := loadMasterKey(s)
 	if err != nil {
 		return nil, err
 	}
-	db, err := sqldb.OpenSQLite(ctx, s.sqlitePath(), sqldb.SQLiteOptions{BusyTimeout: s.sqliteBusyTimeout})
+	names, dbs, err := openDatabases(ctx, s)
 	if err != nil {
 		return nil, err
 	}
-	router, err := sqldb.NewRouter(s.shards, db)
+	ok := false
+	defer func() {
+		if !ok {
+			for _, db := range dbs {
+				db.Close()
+			}
+		}
+	}()
+	m, err := openShardMap(ctx, s, names, dbs)
 	if err != nil {
-		db.Close()
 		return nil, err
 	}
-	if err := queue.MigrateOutbox(ctx, router); err != nil {
-		router.Close()
+	router, err := sqldb.NewMappedRouter(m, names, dbs)
+	if err != nil {
 		return nil, err
 	}
-	if err := authsql.Migrate(ctx, router); err != nil {
-		router.Close()
-		return nil, err
+	migrations := []struct {
+		what    string
+		migrate func(context.Context, *sqldb.Router) error
+	}{
+		{"outbox", queue.MigrateOutbox},
+		{"auth", authsql.Migrate},
+		{"idempotency keys", idempotency.Migrate},
+		{"payments", paymentssql.Migrate},
+		{"content", contentsql.Migrate},
 	}
-	if err := idempotency.Migrate(ctx, router); err != nil {
-		router.Close()
-		return nil, fmt.Errorf("migrate idempotency keys: %w", err)
+	for _, mg := range migrations {
+		if err := mg.migrate(ctx, router); err != nil {
+			return nil, fmt.Errorf("migrate %s: %w", mg.what, err)
+		}
 	}
-	if err := paymentssql.Migrate(ctx, router); err != nil {
-		router.Close()
-		return nil, fmt.Errorf("migrate payments: %w", err)
+	ok = true
+	return &storage{router: router, meta: dbs[0], masterKey: key, describe: describeDatabases(s, names, m)}, nil
+}
+
+// openDatabases opens the deployment's physical databases in
+// configuration order: the --postgres list, or --sqlite-shards files in
+// the data directory (strata.db, strata-1.db, ...).
+func openDatabases(ctx context.Context, s *settings) ([]string, []*sqldb.DB, error) {
+	var names []string
+	var dbs []*sqldb.DB
+	fail := func(err error) ([]string, []*sqldb.DB, error) {
+		for _, db := range dbs {
+			db.Close()
+		}
+		return nil, nil, err
 	}
-	if err := contentsql.Migrate(ctx, router); err != nil {
-		router.Close()
-		return nil, err
+	if len(s.postgres) > 0 {
+		for _, entry := range s.postgres {
+			name, dsn, _ := strings.Cut(entry, "=")
+			db, err := sqldb.OpenPostgres(ctx, dsn, sqldb.PostgresOptions{MaxConns: s.postgresMaxConns})
+			if err != nil {
+				return fail(fmt.Errorf("postgres %s: %w", name, err))
+			}
+			names, dbs = append(names, name), append(dbs, db)
+		}
+		return names, dbs, nil
 	}
-	return &storage{router: router, masterKey: key}, nil
+	for i := range s.sqliteShards {
+		name := sqliteName(i)
+		db, err := sqldb.OpenSQLite(ctx, filepath.Join(s.dataDir, name+".db"), sqldb.SQLiteOptions{BusyTimeout: s.sqliteBusyTimeout})
+		if err != nil {
+			return fail(err)
+		}
+		names, dbs = append(names, name), append(dbs, db)
+	}
+	return names, dbs, nil
+}
+
+// sqliteName names the i-th SQLite database of the data directory (and
+// its file, with ".db").
+func sqliteName(i int) string {
+	if i == 0 {
+		return "strata"
+	}
+	return fmt.Sprintf("strata-%d", i)
+}
+
+// openShardMap loads the shard map from the first database, creating it
+// for a new deployment: the logical shards spread evenly over the
+// configured databases — or all on the first, for a deployment that
+// predates shard maps. A new map is refused when another configured
+// database already belongs to a deployment.
+func openShardMap(ctx context.Context, s *settings, names []string, dbs []*sqldb.DB) (sqldb.ShardMap, error) {
+	meta := dbs[0]
+	has, err := sqldb.HasShardMap(ctx, meta)
+	if err != nil {
+		return sqldb.ShardMap{}, fmt.Errorf("shard map: %w", err)
+	}
+	initial := sqldb.EvenShardMap(s.shards, names)
+	if !has {
+		for i, db := range dbs[1:] {
+			other, err := sqldb.HasShardMap(ctx, db)
+			if err != nil {
+				return sqldb.ShardMap{}, fmt.Errorf("shard map: %w", err)
+			}
+			if other {
+				return sqldb.ShardMap{}, fmt.Errorf("shard map: database %q holds the shard map of a deployment but %q does not: "+
+					"list the deployment's first database first", names[i+1], names[0])
+			}
+		}
+		legacy, err := hasTable(ctx, meta, "goose_auth")
+		if err != nil {
+			return sqldb.ShardMap{}, fmt.Errorf("shard map: %w", err)
+		}
+		if legacy {
+			initial = sqldb.EvenShardMap(s.shards, names[:1])
+		}
+	}
+	m, _, err := sqldb.OpenShardMap(ctx, meta, initial, time.Now())
+	if err != nil {
+		return sqldb.ShardMap{}, err
+	}
+	if len(m.Shards) != s.shards {
+		return sqldb.ShardMap{}, fmt.Errorf("shards: this deployment was created with %d logical shards; it cannot run with %d", len(m.Shards), s.shards)
+	}
+	return m, nil
+}
+
+// hasTable reports whether db has the table: a deployment from before
+// shard maps has its modules' goose tables.
+func hasTable(ctx context.Context, db *sqldb.DB, table string) (bool, error) {
+	q := "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = $1"
+	if db.Dialect() == sqldb.Postgres {
+		q = "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = $1"
+	}
+	var n int
+	if err := db.Primary().QueryRowContext(ctx, q, table).Scan(&n); err != nil {
+		return false, err
+	}
+	return n > 0, nil
+}
+
+// describeDatabases says where the data lives, for the start-up banner.
+func describeDatabases(s *settings, names []string, m sqldb.ShardMap) string {
+	engine := "SQLite in " + s.dataDir
+	if len(s.postgres) > 0 {
+		engine = "PostgreSQL"
+	}
+	return fmt.Sprintf("%s, %d database(s) (%s), %d logical shards, shard map version %d",
+		engine, len(names), strings.Join(names, ", "), len(m.Shards), m.Version)
 }
 
 func (st *storage) close() error { return st.router.Close() }

@@ -153,13 +153,18 @@ type purchaseJSON struct {
 	Price      strata.Money `json:"price"`
 	Fee        strata.Money `json:"fee"`
 	Status     string       `json:"status"`
+	Settlement string       `json:"settlement"`
 	CreatedAt  string       `json:"created_at"`
 	RefundedAt string       `json:"refunded_at,omitempty"`
+	// RefundReason is set when the purchase was refunded without anyone
+	// asking: credit_failed.
+	RefundReason string `json:"refund_reason,omitempty"`
 }
 
 func toPurchaseJSON(p *Purchase) purchaseJSON {
 	j := purchaseJSON{ID: p.ID, BuyerID: p.BuyerID, ItemID: p.ItemID, CreatorID: p.CreatorID, Price: p.Price,
-		Fee: strata.Money{Amount: p.Fee, Currency: p.Price.Currency}, Status: string(p.Status), CreatedAt: formatTime(p.CreatedAt)}
+		Fee: strata.Money{Amount: p.Fee, Currency: p.Price.Currency}, Status: string(p.Status),
+		Settlement: string(p.Settlement.OrLocal()), CreatedAt: formatTime(p.CreatedAt), RefundReason: p.RefundReason}
 	if !p.RefundedAt.IsZero() {
 		j.RefundedAt = formatTime(p.RefundedAt)
 	}

@@ -27,6 +27,14 @@ const (
 	// currency: money entering through top-ups makes it negative, payouts
 	// bring it back. Its balance is the mirror of what the platform holds.
 	KindExternal AccountKind = "external"
+	// KindTransit holds money between databases, one per logical shard
+	// and currency: a cross-database purchase moves the price from the
+	// buyer's wallet into the transit account of the buyer's shard, and
+	// its credit takes it out of the transit account of the creator's
+	// shard into the earnings. Each database stays balanced on its own;
+	// over all databases the transit accounts sum to the credits still in
+	// flight. Unguarded, like external.
+	KindTransit AccountKind = "transit"
 )
 
 // AccountKey names an account: its kind, owner (for wallets and
@@ -162,7 +170,7 @@ func fee(amount int64, bps int) int64 {
 }
 
 // guardedKind reports whether accounts of kind k may not go negative.
-func guardedKind(k AccountKind) bool { return k != KindExternal }
+func guardedKind(k AccountKind) bool { return k != KindExternal && k != KindTransit }
 
 // BalanceBounds returns the range a balance may hold after adding delta
 // without overflowing: the conditional update checks balance is within it.

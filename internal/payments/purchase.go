@@ -2,13 +2,11 @@ package payments
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"time"
 
 	"github.com/stratadev/strata"
-	"github.com/stratadev/strata/internal/queue"
 )
 
 // PurchaseStatus is where a purchase stands.
@@ -35,6 +33,31 @@ type Purchase struct {
 	FeeTransferID strata.ID
 	CreatedAt     time.Time
 	RefundedAt    time.Time // zero unless refunded
+	// Settlement says how the creator is paid: SettlementLocal in the
+	// purchase's own transaction, or SettlementSaga when the creator lives
+	// in another database (FeeTransferID is then on that database's
+	// receipt, not here).
+	Settlement Settlement
+	// RefundReason is why a purchase was refunded without being asked:
+	// "credit_failed" when its cross-database credit failed for good.
+	RefundReason string
+}
+
+// Settlement says how a purchase reaches the creator's earnings.
+type Settlement string
+
+// Settlements.
+const (
+	SettlementLocal Settlement = "local"
+	SettlementSaga  Settlement = "saga"
+)
+
+// OrLocal returns s, or SettlementLocal when s is empty.
+func (s Settlement) OrLocal() Settlement {
+	if s == "" {
+		return SettlementLocal
+	}
+	return s
 }
 
 // Errors of Purchase.
@@ -43,8 +66,6 @@ var (
 	errOwnItem      = &strata.Error{Code: strata.CodeConflict, Reason: "own_item", Message: "creators cannot buy their own items"}
 	errFreeItem     = &strata.Error{Code: strata.CodeConflict, Reason: "item_free", Message: "the item is free: download it without buying"}
 	errAlready      = &strata.Error{Code: strata.CodeConflict, Reason: "already_purchased", Message: "you already bought this item"}
-	errCrossShard   = &strata.Error{Code: strata.CodeConflict, Reason: "cross_database_purchase",
-		Message: "buyer and creator live in different databases; cross-database purchases are not supported yet"}
 )
 
 // PurchaseEvent is the payload of payments.purchase.completed.
@@ -55,13 +76,19 @@ type PurchaseEvent struct {
 	CreatorID  strata.ID    `json:"creator_id"`
 	Price      strata.Money `json:"price"`
 	Fee        int64        `json:"fee"`
+	// Reason is set on payments.purchase.refunded when nobody asked for
+	// the refund: "credit_failed" (see SagaWorker).
+	Reason string `json:"reason,omitempty"`
 }
 
 // Buy purchases an item for the caller: in one transaction on the buyer's
 // database the price moves from the buyer's wallet to the creator's
 // earnings and the fee from the earnings to platform revenue (two
 // transfers), the purchase is recorded, the entitlement granted and
-// payments.purchase.completed written to the outbox. Errors: unauthenticated;
+// payments.purchase.completed written to the outbox. When the creator lives
+// in another database, the transaction moves the price to the transit
+// account instead and the saga worker credits the creator (see saga.go);
+// the buyer holds the item at once either way. Errors: unauthenticated;
 // not_found "item_not_found" (also unpublished or deleted items); conflict
 // "own_item", "item_free", "already_purchased"; payment_required
 // "insufficient_funds" with nothing changed; unavailable.
@@ -100,20 +127,29 @@ func (s *Service) Buy(ctx context.Context, itemID strata.ID) (*Purchase, error) 
 	if err != nil {
 		return nil, errItemNotFound
 	}
-	if !s.store.SameDatabase(buyerShard, creatorShard) {
-		return nil, errCrossShard
-	}
+	local := s.store.SameDatabase(buyerShard, creatorShard)
 	now := s.clock.Now().UTC()
 	price := item.Price
 	pur := &Purchase{
 		ID: strata.NewID("pur", buyerShard, now), BuyerID: p.UserID, ItemID: item.ID, CreatorID: item.CreatorID,
 		Price: price, Fee: fee(price.Amount, s.cfg.FeeBasisPoints), Status: PurchaseCompleted, CreatedAt: now,
+		Settlement: SettlementLocal,
+	}
+	if !local {
+		pur.Settlement = SettlementSaga
 	}
 	err = s.store.Tx(ctx, buyerShard, func(tx Tx) error {
 		if _, err := tx.LivePurchase(ctx, p.UserID, item.ID); err == nil {
 			return errAlready
 		} else if strata.ErrorCode(err) != strata.CodeNotFound {
 			return err
+		}
+		if !local {
+			// The creator is paid by the saga worker (see saga.go).
+			if err := sendPrice(ctx, tx, pur, buyerShard, now); err != nil {
+				return err
+			}
+			return recordPurchase(ctx, tx, pur, now)
 		}
 		wallet, err := tx.Account(ctx, AccountKey{Kind: KindWallet, Owner: p.UserID, Currency: price.Currency, Shard: buyerShard}, now)
 		if err != nil {
@@ -147,24 +183,26 @@ func (s *Service) Buy(ctx context.Context, itemID strata.ID) (*Purchase, error) 
 			}
 			pur.FeeTransferID = cut.ID
 		}
-		if err := tx.InsertPurchase(ctx, pur); err != nil {
-			return err
-		}
-		if err := tx.GrantEntitlement(ctx, p.UserID, item.ID, pur.ID, now); err != nil {
-			return err
-		}
-		payload, err := json.Marshal(PurchaseEvent{PurchaseID: pur.ID, BuyerID: pur.BuyerID, ItemID: pur.ItemID,
-			CreatorID: pur.CreatorID, Price: pur.Price, Fee: pur.Fee})
-		if err != nil {
-			return strata.Internal(err)
-		}
-		return tx.Outbox(ctx, queue.Event{Subject: SubjectPurchaseCompleted, Payload: payload})
+		return recordPurchase(ctx, tx, pur, now)
 	})
 	if err != nil {
 		return nil, err
 	}
 	s.notify()
 	return pur, nil
+}
+
+// recordPurchase records pur, grants its entitlement and writes
+// payments.purchase.completed, in the purchase's transaction.
+func recordPurchase(ctx context.Context, tx Tx, pur *Purchase, now time.Time) error {
+	if err := tx.InsertPurchase(ctx, pur); err != nil {
+		return err
+	}
+	if err := tx.GrantEntitlement(ctx, pur.BuyerID, pur.ItemID, pur.ID, now); err != nil {
+		return err
+	}
+	return outboxJSON(ctx, tx, SubjectPurchaseCompleted, PurchaseEvent{PurchaseID: pur.ID, BuyerID: pur.BuyerID,
+		ItemID: pur.ItemID, CreatorID: pur.CreatorID, Price: pur.Price, Fee: pur.Fee})
 }
 
 // Wallet is what a user holds: spendable balances and, for creators,

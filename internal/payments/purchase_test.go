@@ -188,23 +188,6 @@ func TestTopUpCreditsOnce(t *testing.T) {
 	h.checkInvariants()
 }
 
-func TestCrossDatabasePurchaseIsRefusedForNow(t *testing.T) {
-	h := newHarness(t, 3) // shards 0-5, 6-10, 11-15 in three files
-	creator := h.newUser(strata.RoleCreator, 1)
-	buyer := h.newUser(strata.RoleBuyer, 12)
-	item := h.item(creator, 100, "USD")
-	h.topUp(buyer, 1000, "USD")
-	r := h.do(buyer, "POST", "/v1/purchases", map[string]any{"item_id": item})
-	require.Equal(t, http.StatusConflict, r.status, "body: %s", r.body)
-	require.Equal(t, "cross_database_purchase", r.code(t))
-	require.Equal(t, int64(1000), h.wallet(buyer, "USD"))
-	// Same database, different logical shards: one transaction.
-	near := h.newUser(strata.RoleBuyer, 3)
-	h.topUp(near, 1000, "USD")
-	require.Equal(t, http.StatusCreated, h.do(near, "POST", "/v1/purchases", map[string]any{"item_id": item}).status)
-	h.checkInvariants()
-}
-
 func TestReads(t *testing.T) {
 	h := newHarness(t, 1)
 	creator := h.newUser(strata.RoleCreator, 1)

@@ -56,6 +56,14 @@ const (
 	// retries; an intent still processing after that needs an operator
 	// (its card may have been charged).
 	InvariantIntentSettled = "intent_settled"
+	// InvariantTransitAccounted: in each database the transit accounts
+	// hold what its cross-database purchases sent, less the credits it
+	// received for others' (refunds undo both): money in transit is
+	// accounted for by the saga's rows.
+	InvariantTransitAccounted = "transit_accounted"
+	// InvariantCreditSettled: no cross-database purchase waits longer than
+	// SagaSettleBound for its creator's credit to be confirmed.
+	InvariantCreditSettled = "credit_settled"
 )
 
 // IntentSettleBound is how long an intent may stay processing before the
@@ -67,7 +75,7 @@ const IntentSettleBound = 2 * time.Hour
 func Invariants() []string {
 	return []string{InvariantTransferBalanced, InvariantCurrencySum, InvariantNonNegative, InvariantBalanceEntries,
 		InvariantPurchaseTransfers, InvariantPurchaseEntitlement, InvariantRefundReversals, InvariantTopUpTransfer,
-		InvariantIntentSettled}
+		InvariantIntentSettled, InvariantTransitAccounted, InvariantCreditSettled}
 }
 
 // MaxListed is how many violations of one invariant an audit lists per

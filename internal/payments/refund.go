@@ -2,6 +2,7 @@ package payments
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/stratadev/strata"
@@ -64,6 +65,8 @@ func (s *Service) Refund(ctx context.Context, id strata.ID, force bool) (*Purcha
 			return errAlreadyRefunded
 		case !admin && now.Sub(pur.CreatedAt) > s.refundWindow():
 			return errRefundWindow
+		case pur.Settlement == SettlementSaga:
+			return errAcrossDatabases // the creator's side first: see refundAcross
 		}
 		creatorShard, err := shardOf(pur.CreatorID)
 		if err != nil {
@@ -73,59 +76,85 @@ func (s *Service) Refund(ctx context.Context, id strata.ID, force bool) (*Purcha
 		if err != nil {
 			return err
 		}
-		// Lock every account the reversals touch, in id order, then read
-		// the earnings again: the check below is on the locked balance.
-		touched := []strata.ID{earnings.ID}
-		for _, orig := range []strata.ID{pur.FeeTransferID, pur.TransferID} {
-			if orig == "" {
-				continue
-			}
-			entries, err := tx.Entries(ctx, orig)
-			if err != nil {
-				return err
-			}
-			for _, e := range entries {
-				touched = append(touched, e.Account)
-			}
-		}
-		if err := lockInOrder(ctx, tx, touched...); err != nil {
+		deficit, err := s.takeBack(ctx, tx, pur, earnings, []strata.ID{pur.FeeTransferID, pur.TransferID}, shard, now, force)
+		if err != nil {
 			return err
 		}
-		if earnings, err = tx.Account(ctx, earnings.Key, now); err != nil {
-			return err
-		}
-		owed := pur.Price.Amount - pur.Fee // what the creator kept
-		var deficit int64
-		if earnings.Balance < owed {
-			if !force {
-				return errEarningsShort
-			}
-			deficit = owed - max(earnings.Balance, 0)
-		}
-		// The fee first, so the earnings hold it before the price leaves.
-		for _, orig := range []strata.ID{pur.FeeTransferID, pur.TransferID} {
-			if orig == "" {
-				continue
-			}
-			if err := s.reverse(ctx, tx, orig, shard, pur, now, force, earnings.ID); err != nil {
-				return err
-			}
-		}
-		if err := tx.MarkRefunded(ctx, pur.ID, now, deficit); err != nil {
-			return err
-		}
-		if err := tx.RevokeEntitlement(ctx, pur.BuyerID, pur.ItemID, pur.ID); err != nil {
-			return err
-		}
-		pur.Status, pur.RefundedAt = PurchaseRefunded, now
-		return outboxJSON(ctx, tx, SubjectPurchaseRefunded, PurchaseEvent{PurchaseID: pur.ID, BuyerID: pur.BuyerID,
-			ItemID: pur.ItemID, CreatorID: pur.CreatorID, Price: pur.Price, Fee: pur.Fee})
+		return s.closeRefund(ctx, tx, pur, now, deficit, "")
 	})
+	if errors.Is(err, errAcrossDatabases) {
+		return s.refundAcross(ctx, pur, force)
+	}
 	if err != nil {
 		return nil, err
 	}
 	s.notify()
 	return pur, nil
+}
+
+// errAcrossDatabases sends Refund to refundAcross.
+var errAcrossDatabases = errors.New("the purchase spans databases")
+
+// takeBack reverses the creator's side of a purchase in tx — the fee
+// transfer, then the sale (the transfers origs, fee first, "" skipped) —
+// after checking that the earnings cover what the creator kept: refused
+// with conflict "insufficient_earnings" unless forced, in which case the
+// earnings go negative and the deficit is returned.
+func (s *Service) takeBack(ctx context.Context, tx Tx, pur *Purchase, earnings *Account, origs []strata.ID, shard int, now time.Time, force bool) (int64, error) {
+	// Lock every account the reversals touch, in id order, then read
+	// the earnings again: the check below is on the locked balance.
+	touched := []strata.ID{earnings.ID}
+	for _, orig := range origs {
+		if orig == "" {
+			continue
+		}
+		entries, err := tx.Entries(ctx, orig)
+		if err != nil {
+			return 0, err
+		}
+		for _, e := range entries {
+			touched = append(touched, e.Account)
+		}
+	}
+	if err := lockInOrder(ctx, tx, touched...); err != nil {
+		return 0, err
+	}
+	earnings, err := tx.Account(ctx, earnings.Key, now)
+	if err != nil {
+		return 0, err
+	}
+	owed := pur.Price.Amount - pur.Fee // what the creator kept
+	var deficit int64
+	if earnings.Balance < owed {
+		if !force {
+			return 0, errEarningsShort
+		}
+		deficit = owed - max(earnings.Balance, 0)
+	}
+	// The fee first, so the earnings hold it before the price leaves.
+	for _, orig := range origs {
+		if orig == "" {
+			continue
+		}
+		if err := s.reverse(ctx, tx, orig, shard, pur, now, force, earnings.ID); err != nil {
+			return 0, err
+		}
+	}
+	return deficit, nil
+}
+
+// closeRefund marks pur refunded in tx, revokes its entitlement and writes
+// payments.purchase.refunded.
+func (s *Service) closeRefund(ctx context.Context, tx Tx, pur *Purchase, now time.Time, deficit int64, reason string) error {
+	if err := tx.MarkRefunded(ctx, pur.ID, now, deficit, reason); err != nil {
+		return err
+	}
+	if err := tx.RevokeEntitlement(ctx, pur.BuyerID, pur.ItemID, pur.ID); err != nil {
+		return err
+	}
+	pur.Status, pur.RefundedAt, pur.RefundReason = PurchaseRefunded, now, reason
+	return outboxJSON(ctx, tx, SubjectPurchaseRefunded, PurchaseEvent{PurchaseID: pur.ID, BuyerID: pur.BuyerID,
+		ItemID: pur.ItemID, CreatorID: pur.CreatorID, Price: pur.Price, Fee: pur.Fee, Reason: reason})
 }
 
 // reverse posts a refund transfer undoing transfer orig entry by entry.
@@ -142,7 +171,7 @@ func (s *Service) reverse(ctx context.Context, tx Tx, orig strata.ID, shard int,
 	t := &Transfer{Shard: shard, Type: TransferRefund, Currency: pur.Price.Currency, PurchaseID: pur.ID, ItemID: pur.ItemID,
 		ReversesID: orig, Entries: back}
 	var negativeOK []strata.ID
-	if force {
+	if force && earnings != "" {
 		negativeOK = append(negativeOK, earnings)
 	}
 	return post(ctx, tx, t, now, negativeOK...)

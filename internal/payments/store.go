@@ -58,9 +58,19 @@ type Tx interface {
 	InsertPurchase(ctx context.Context, p *Purchase) error
 	// PurchaseForUpdate reads a purchase, locked; not_found when absent.
 	PurchaseForUpdate(ctx context.Context, id strata.ID) (*Purchase, error)
-	// MarkRefunded records a purchase's refund and the earnings deficit
-	// it left (0 unless an admin forced it).
-	MarkRefunded(ctx context.Context, id strata.ID, at time.Time, deficit int64) error
+	// MarkRefunded records a purchase's refund, the earnings deficit it
+	// left (0 unless an admin forced it) and why, when the buyer did not
+	// ask ("" or "credit_failed"); conflict "already_refunded" when it was.
+	MarkRefunded(ctx context.Context, id strata.ID, at time.Time, deficit int64, reason string) error
+	// Receipt reads, locked, the receipt of a cross-database purchase's
+	// credit on the creator's database; not_found when it has none yet.
+	Receipt(ctx context.Context, purchase strata.ID) (*Receipt, error)
+	// MarkCredited records on the buyer's database that a cross-database
+	// purchase's credit was applied (nothing when it was recorded before).
+	MarkCredited(ctx context.Context, purchase strata.ID, at time.Time) error
+	// InsertReceipt records the outcome of a cross-database purchase's
+	// credit, once: conflict "duplicate_receipt" when it has one.
+	InsertReceipt(ctx context.Context, r *Receipt) error
 	// Entries returns a transfer's entries; not_found when it does not
 	// exist.
 	Entries(ctx context.Context, transfer strata.ID) ([]Entry, error)

@@ -128,21 +128,21 @@ func auditDB(ctx context.Context, db *sqldb.DB, limit int, now time.Time) (payme
 
 // check is one set-based query that returns the rows breaking an
 // invariant, ordered; row turns one into a violation. A check with
-// cutoff set takes, as $1, the time (unix ms) before which an unsettled
-// intent is stuck.
+// a bound set takes, as $1, the time (unix ms) before which an unsettled
+// row (an intent, a cross-database credit) is stuck: now minus the bound.
 type check struct {
 	invariant string
 	query     string
 	row       func(scan func(...any) error) (payments.Violation, error)
-	cutoff    bool
+	bound     time.Duration
 }
 
 // run lists at most limit violations and counts them all: the count is a
 // second query, run only when the list was cut.
 func (c check) run(ctx context.Context, tx *sql.Tx, limit int, now time.Time) ([]payments.Violation, int64, error) {
 	var args []any
-	if c.cutoff {
-		args = append(args, sqldb.Millis(now.Add(-payments.IntentSettleBound)))
+	if c.bound > 0 {
+		args = append(args, sqldb.Millis(now.Add(-c.bound)))
 	}
 	rows, err := tx.QueryContext(ctx, fmt.Sprintf("%s LIMIT %d", c.query, limit+1), args...)
 	if err != nil {
@@ -242,7 +242,7 @@ var checks = []check{
 		LEFT JOIN (SELECT creator_id, currency, SUM(refund_deficit) AS deficit FROM payments_purchases
 			WHERE status = 'refunded' AND refund_deficit > 0 GROUP BY creator_id, currency) d
 			ON a.kind = 'earnings' AND d.creator_id = a.owner_id AND d.currency = a.currency
-		WHERE a.kind <> 'external' AND a.balance < 0 AND a.balance + COALESCE(d.deficit, 0) < 0
+		WHERE a.kind NOT IN ('external', 'transit') AND a.balance < 0 AND a.balance + COALESCE(d.deficit, 0) < 0
 		ORDER BY a.id`,
 		row: func(scan func(...any) error) (payments.Violation, error) {
 			var id, owner strata.ID
@@ -283,7 +283,7 @@ var checks = []check{
 			SELECT p.id, p.buyer_id, p.item_id, p.currency, p.transfer_id, p.fee_transfer_id,
 				CASE WHEN EXISTS (SELECT 1 FROM payments_transfers t WHERE t.id = p.transfer_id AND t.type = 'purchase'
 					AND t.purchase_id = p.id AND t.currency = p.currency AND t.amount = p.price_amount) THEN 1 ELSE 0 END AS sale_ok,
-				CASE WHEN p.fee_amount <= 0 OR EXISTS (SELECT 1 FROM payments_transfers t WHERE t.id = p.fee_transfer_id
+				CASE WHEN p.fee_amount <= 0 OR p.settlement = 'saga' OR EXISTS (SELECT 1 FROM payments_transfers t WHERE t.id = p.fee_transfer_id
 					AND t.type = 'fee' AND t.purchase_id = p.id AND t.currency = p.currency AND t.amount = p.fee_amount)
 					THEN 1 ELSE 0 END AS fee_ok
 			FROM payments_purchases p) x
@@ -311,6 +311,8 @@ var checks = []check{
 		query: `SELECT t.id, t.type, t.currency, t.purchase_id FROM payments_transfers t
 		WHERE t.type IN ('purchase', 'fee') AND NOT EXISTS (SELECT 1 FROM payments_purchases p
 			WHERE p.id = t.purchase_id AND (p.transfer_id = t.id OR p.fee_transfer_id = t.id))
+		AND NOT EXISTS (SELECT 1 FROM payments_saga_receipts r
+			WHERE r.purchase_id = t.purchase_id AND (r.credit_transfer_id = t.id OR r.fee_transfer_id = t.id))
 		ORDER BY t.id`,
 		row: func(scan func(...any) error) (payments.Violation, error) {
 			var id, purchase strata.ID
@@ -320,6 +322,66 @@ var checks = []check{
 			}
 			return payments.Violation{Currency: currency, IDs: ids(id, purchase),
 				Detail: fmt.Sprintf("%s transfer of no purchase naming it", typ)}, nil
+		},
+	},
+	{
+		invariant: payments.InvariantPurchaseTransfers,
+		query: `SELECT r.purchase_id, r.credit_transfer_id, r.fee_transfer_id FROM payments_saga_receipts r
+		WHERE r.state = 'applied' AND (NOT EXISTS (SELECT 1 FROM payments_transfers t
+				WHERE t.id = r.credit_transfer_id AND t.type = 'purchase' AND t.purchase_id = r.purchase_id)
+			OR (r.fee_transfer_id <> '' AND NOT EXISTS (SELECT 1 FROM payments_transfers t
+				WHERE t.id = r.fee_transfer_id AND t.type = 'fee' AND t.purchase_id = r.purchase_id)))
+		ORDER BY r.purchase_id`,
+		row: func(scan func(...any) error) (payments.Violation, error) {
+			var purchase, credit, cut strata.ID
+			if err := scan(&purchase, &credit, &cut); err != nil {
+				return payments.Violation{}, err
+			}
+			return payments.Violation{IDs: ids(purchase, credit, cut),
+				Detail: "applied cross-database credit without its credit or fee transfer naming the purchase"}, nil
+		},
+	},
+	{
+		invariant: payments.InvariantTransitAccounted,
+		query: `SELECT currency, transit, sent, credited FROM (
+			SELECT c.currency,
+				(SELECT CAST(COALESCE(SUM(a.balance), 0) AS BIGINT) FROM payments_accounts a
+					WHERE a.kind = 'transit' AND a.currency = c.currency) AS transit,
+				(SELECT CAST(COALESCE(SUM(p.price_amount), 0) AS BIGINT) FROM payments_purchases p
+					WHERE p.settlement = 'saga' AND p.status = 'completed' AND p.currency = c.currency) AS sent,
+				(SELECT CAST(COALESCE(SUM(t.amount), 0) AS BIGINT) FROM payments_saga_receipts r
+					JOIN payments_transfers t ON t.id = r.credit_transfer_id
+					WHERE r.state = 'applied' AND t.currency = c.currency
+						AND NOT EXISTS (SELECT 1 FROM payments_transfers v WHERE v.reverses_id = t.id)) AS credited
+			FROM (SELECT DISTINCT currency FROM payments_accounts WHERE kind = 'transit') c) x
+		WHERE transit <> sent - credited
+		ORDER BY currency`,
+		row: func(scan func(...any) error) (payments.Violation, error) {
+			var currency string
+			var transit, sent, credited int64
+			if err := scan(&currency, &transit, &sent, &credited); err != nil {
+				return payments.Violation{}, err
+			}
+			return payments.Violation{Currency: currency, IDs: []strata.ID{},
+				Detail: fmt.Sprintf("the transit accounts hold %d; cross-database purchases sent %d and credits received %d say %d",
+					transit, sent, credited, sent-credited)}, nil
+		},
+	},
+	{
+		invariant: payments.InvariantCreditSettled,
+		bound:     payments.SagaSettleBound,
+		query: `SELECT p.id, p.buyer_id, p.creator_id, p.currency, p.price_amount FROM payments_purchases p
+		WHERE p.settlement = 'saga' AND p.status = 'completed' AND p.credited_at IS NULL AND p.created_at < $1
+		ORDER BY p.id`,
+		row: func(scan func(...any) error) (payments.Violation, error) {
+			var id, buyer, creator strata.ID
+			var currency string
+			var amount int64
+			if err := scan(&id, &buyer, &creator, &currency, &amount); err != nil {
+				return payments.Violation{}, err
+			}
+			return payments.Violation{Currency: currency, IDs: ids(id, buyer, creator),
+				Detail: fmt.Sprintf("the creator's credit of %d is not confirmed after %s: see the saga worker's dead letters", amount, payments.SagaSettleBound)}, nil
 		},
 	},
 	{
@@ -358,7 +420,8 @@ var checks = []check{
 	{
 		invariant: payments.InvariantRefundReversals,
 		query: `SELECT id, buyer_id, item_id, currency, status, transfer_id, fee_transfer_id, fee_amount, sale_rev, fee_rev FROM (
-			SELECT p.id, p.buyer_id, p.item_id, p.currency, p.status, p.transfer_id, p.fee_transfer_id, p.fee_amount,
+			SELECT p.id, p.buyer_id, p.item_id, p.currency, p.status, p.transfer_id, p.fee_transfer_id,
+				CASE WHEN p.settlement = 'saga' THEN 0 ELSE p.fee_amount END AS fee_amount,
 				CASE WHEN p.transfer_id <> '' AND EXISTS (SELECT 1 FROM payments_transfers r
 					WHERE r.reverses_id = p.transfer_id AND r.reverses_id <> '') THEN 1 ELSE 0 END AS sale_rev,
 				CASE WHEN p.fee_transfer_id <> '' AND EXISTS (SELECT 1 FROM payments_transfers r
@@ -438,7 +501,7 @@ var checks = []check{
 	},
 	{
 		invariant: payments.InvariantIntentSettled,
-		cutoff:    true,
+		bound:     payments.IntentSettleBound,
 		query: `SELECT i.id, i.user_id, i.amount, i.currency, i.charge_id FROM payments_intents i
 		WHERE i.status = 'processing' AND i.updated_at < $1
 		ORDER BY i.id`,

@@ -120,18 +120,19 @@ func scanAccount(row interface{ Scan(...any) error }) (*payments.Account, error)
 }
 
 const purchaseColumns = `id, buyer_id, item_id, creator_id, price_amount, currency, fee_amount, status,
-	transfer_id, fee_transfer_id, created_at, refunded_at`
+	transfer_id, fee_transfer_id, created_at, refunded_at, settlement, refund_reason`
 
 func scanPurchase(row interface{ Scan(...any) error }) (*payments.Purchase, error) {
 	var p payments.Purchase
-	var status string
+	var status, settlement string
 	var created int64
 	var refunded sql.NullInt64
 	if err := row.Scan(&p.ID, &p.BuyerID, &p.ItemID, &p.CreatorID, &p.Price.Amount, &p.Price.Currency, &p.Fee, &status,
-		&p.TransferID, &p.FeeTransferID, &created, &refunded); err != nil {
+		&p.TransferID, &p.FeeTransferID, &created, &refunded, &settlement, &p.RefundReason); err != nil {
 		return nil, sqldb.Translate(err)
 	}
 	p.Status = payments.PurchaseStatus(status)
+	p.Settlement = payments.Settlement(settlement)
 	p.CreatedAt = sqldb.FromMillis(created)
 	p.RefundedAt = sqldb.FromNullMillis(refunded)
 	return &p, nil
@@ -223,7 +224,7 @@ func (t *txStore) Apply(ctx context.Context, id strata.ID, delta int64, allowNeg
 	n, err := t.exec(ctx, "apply entry",
 		`UPDATE payments_accounts SET balance = balance + $1, version = version + 1, updated_at = $2
 		 WHERE id = $3 AND balance >= $4 AND balance <= $5
-		   AND (kind = 'external' OR $6 OR balance >= $7)`,
+		   AND (kind IN ('external', 'transit') OR $6 OR balance >= $7)`,
 		delta, sqldb.Millis(now), id, lo, hi, allowNegative, need)
 	if err != nil {
 		return err
@@ -277,10 +278,10 @@ func (t *txStore) InsertPurchase(ctx context.Context, p *payments.Purchase) erro
 	shard, _ := p.ID.Shard()
 	_, err := t.exec(ctx, "insert purchase",
 		`INSERT INTO payments_purchases (id, shard, buyer_id, item_id, creator_id, price_amount, currency, fee_amount, status,
-		   transfer_id, fee_transfer_id, created_at)
-		 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+		   transfer_id, fee_transfer_id, created_at, settlement)
+		 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
 		p.ID, shard, p.BuyerID, p.ItemID, p.CreatorID, p.Price.Amount, p.Price.Currency, p.Fee, string(p.Status),
-		p.TransferID, p.FeeTransferID, sqldb.Millis(p.CreatedAt))
+		p.TransferID, p.FeeTransferID, sqldb.Millis(p.CreatedAt), string(p.Settlement.OrLocal()))
 	if sqldb.IsUniqueViolation(err) {
 		return &strata.Error{Code: strata.CodeConflict, Reason: "already_purchased", Message: "you already bought this item"}
 	}
@@ -387,12 +388,44 @@ func (t *txStore) PurchaseForUpdate(ctx context.Context, id strata.ID) (*payment
 	return p, nil
 }
 
-func (t *txStore) MarkRefunded(ctx context.Context, id strata.ID, at time.Time, deficit int64) error {
+func (t *txStore) MarkRefunded(ctx context.Context, id strata.ID, at time.Time, deficit int64, reason string) error {
 	n, err := t.exec(ctx, "mark refunded",
-		"UPDATE payments_purchases SET status = 'refunded', refunded_at = $2, refund_deficit = $3 WHERE id = $1 AND status = 'completed'",
-		id, sqldb.Millis(at), deficit)
+		`UPDATE payments_purchases SET status = 'refunded', refunded_at = $2, refund_deficit = $3, refund_reason = $4
+		 WHERE id = $1 AND status = 'completed'`,
+		id, sqldb.Millis(at), deficit, reason)
 	if err == nil && n == 0 {
 		return &strata.Error{Code: strata.CodeConflict, Reason: "already_refunded", Message: "the purchase was already refunded"}
+	}
+	return err
+}
+
+func (t *txStore) Receipt(ctx context.Context, purchase strata.ID) (*payments.Receipt, error) {
+	var r payments.Receipt
+	var state string
+	var created int64
+	err := t.queryRow(ctx, `SELECT purchase_id, state, credit_transfer_id, fee_transfer_id, cause, created_at
+		FROM payments_saga_receipts WHERE purchase_id = $1`+t.forUpdate, purchase).Scan(
+		&r.PurchaseID, &state, &r.CreditTransferID, &r.FeeTransferID, &r.Cause, &created)
+	if err != nil {
+		return nil, fmt.Errorf("read receipt of %s: %w", purchase, sqldb.Translate(err))
+	}
+	r.State, r.CreatedAt = payments.ReceiptState(state), sqldb.FromMillis(created)
+	return &r, nil
+}
+
+func (t *txStore) MarkCredited(ctx context.Context, purchase strata.ID, at time.Time) error {
+	_, err := t.exec(ctx, "mark credited",
+		"UPDATE payments_purchases SET credited_at = $2 WHERE id = $1 AND credited_at IS NULL", purchase, sqldb.Millis(at))
+	return err
+}
+
+func (t *txStore) InsertReceipt(ctx context.Context, r *payments.Receipt) error {
+	n, err := t.exec(ctx, "insert receipt",
+		`INSERT INTO payments_saga_receipts (purchase_id, state, credit_transfer_id, fee_transfer_id, cause, created_at)
+		 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (purchase_id) DO NOTHING`,
+		r.PurchaseID, string(r.State), r.CreditTransferID, r.FeeTransferID, r.Cause, sqldb.Millis(r.CreatedAt))
+	if err == nil && n == 0 {
+		return &strata.Error{Code: strata.CodeConflict, Reason: "duplicate_receipt", Message: "the purchase's credit was already settled"}
 	}
 	return err
 }
