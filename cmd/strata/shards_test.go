@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"image"
 	pngpkg "image/png"
 	"io"
@@ -46,10 +47,12 @@ func TestShardedSQLiteCrossDatabasePurchase(t *testing.T) {
 		return body["access_token"].(string), body["user"].(map[string]any)["id"].(string)
 	}
 	creator, creatorID := signup("seller@example.com", "creator")
+	users := int64(1)
 	var buyer, buyerID string
 	for i := 0; ; i++ {
 		require.Less(t, i, 50, "every buyer landed in the creator's database")
 		tok, id := signup("buyer"+string(rune('a'+i))+"@example.com", "buyer")
+		users++
 		if databaseOf(t, id, 16, 3) != databaseOf(t, creatorID, 16, 3) {
 			buyer, buyerID = tok, id
 			break
@@ -112,6 +115,25 @@ func TestShardedSQLiteCrossDatabasePurchase(t *testing.T) {
 	require.NoError(t, err, "out: %s\nerr: %s", out.String(), errOut.String())
 	require.Contains(t, out.String(), "ok: 11 invariants hold")
 	require.Equal(t, 3, strings.Count(out.String(), "database "), out.String())
+
+	out = syncBuffer{}
+	err = run(context.Background(), []string{"shards", "list", "--format", "json", "--data-dir", dir, "--sqlite-shards", "3", "--shards", "16"},
+		noEnv, strings.NewReader(""), &out, &errOut)
+	require.NoError(t, err, "err: %s", errOut.String())
+	var l shardListing
+	require.NoError(t, json.Unmarshal([]byte(out.String()), &l))
+	require.Equal(t, int64(1), l.Version)
+	require.Equal(t, []string{"strata", "strata-1", "strata-2"}, l.Databases)
+	require.Empty(t, l.Stray)
+	counts := map[string]int64{}
+	for _, row := range l.PerShard {
+		for what, n := range row.Rows {
+			counts[what] += n
+		}
+	}
+	require.Equal(t, users, counts["users"], "every signup counted once, on its shard")
+	require.Equal(t, int64(1), counts["items"])
+	require.Equal(t, int64(1), counts["purchases"])
 
 	// The shard map remembers where the shards live: fewer files cannot serve them.
 	err = run(context.Background(), []string{"serve", "--data-dir", dir, "--shards", "16", "--http-addr", "127.0.0.1:0"},
