@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -23,19 +24,39 @@ func (e errViolations) Error() string {
 
 func ledgerCommand(getenv func(string) string, stdout io.Writer) *cobra.Command {
 	ledger := &cobra.Command{Use: "ledger", Short: "Inspect the payments ledger"}
+	ledger.AddCommand(reportCommand("verify [--format text|json]",
+		"Check every invariant of the ledger; exit 1 on any violation",
+		"Check every invariant of the payments ledger on every database, as the worker does every\n"+
+			"--reconcile-interval: each transfer balances, the balances of each currency sum to zero, no\n"+
+			"wallet is negative, each balance equals the sum of its entries, each purchase has its transfers\n"+
+			"and entitlement (each refund its reversals), each succeeded top-up its transfer, the transit\n"+
+			"accounts of cross-database purchases are accounted for and no credit is stuck. Prints the\n"+
+			"counts per database and every violation with the ids involved; exits 1 when there is one.\n"+
+			"Runs beside a live server: it only reads, each database in one snapshot.\n"+
+			"Takes the same storage settings as strata serve (--data-dir, --sqlite-shards, --postgres...).",
+		getenv, stdout, func(ctx context.Context, st *storage) (any, func(io.Writer), error) {
+			r, err := payments.Verify(ctx, paymentssql.New(st.router, strata.SystemClock{}))
+			if err != nil {
+				return nil, nil, err
+			}
+			var verdict error
+			if !r.Clean() {
+				verdict = errViolations{r.Total()}
+			}
+			return r, func(w io.Writer) { printReport(w, r) }, verdict
+		}))
+	return ledger
+}
+
+// reportCommand builds an admin command that opens the deployment's
+// storage (taking serve's settings), computes a report with do and prints
+// it for people, or as JSON with --format json. An error do returns with
+// a report is printed after it (a verdict, like violations found).
+func reportCommand(use, short, long string, getenv func(string) string, stdout io.Writer,
+	do func(ctx context.Context, st *storage) (report any, print func(io.Writer), err error)) *cobra.Command {
 	var s settings
 	var format string
-	verify := &cobra.Command{
-		Use:   "verify [--format text|json]",
-		Short: "Check every invariant of the ledger; exit 1 on any violation",
-		Long: "Check every invariant of the payments ledger on every database, as the worker does every\n" +
-			"--reconcile-interval: each transfer balances, the balances of each currency sum to zero, no\n" +
-			"wallet is negative, each balance equals the sum of its entries, each purchase has its transfers\n" +
-			"and entitlement (each refund its reversals), each succeeded top-up its transfer. Prints the\n" +
-			"counts per database and every violation with the ids involved; exits 1 when there is one.\n" +
-			"Runs beside a live server: it only reads, each database in one snapshot.\n" +
-			"Takes the same storage settings as strata serve (--data-dir, --shards...).",
-		Args: cobra.NoArgs,
+	cmd := &cobra.Command{Use: use, Short: short, Long: long, Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := load(cmd.Flags(), getenv, &s); err != nil {
 				return err
@@ -43,35 +64,30 @@ func ledgerCommand(getenv func(string) string, stdout io.Writer) *cobra.Command 
 			if format != "text" && format != "json" {
 				return fmt.Errorf("format: must be text or json, got %q", format)
 			}
-			ctx := cmd.Context()
-			st, err := openStorage(ctx, &s)
+			st, err := openStorage(cmd.Context(), &s)
 			if err != nil {
 				return err
 			}
 			defer st.close()
-			r, err := payments.Verify(ctx, paymentssql.New(st.router, strata.SystemClock{}))
-			if err != nil {
+			report, print, err := do(cmd.Context(), st)
+			if report == nil {
 				return err
 			}
 			if format == "json" {
 				enc := json.NewEncoder(stdout)
 				enc.SetIndent("", "  ")
-				if err := enc.Encode(r); err != nil {
-					return err
+				if jerr := enc.Encode(report); jerr != nil {
+					return jerr
 				}
 			} else {
-				printReport(stdout, r)
+				print(stdout)
 			}
-			if !r.Clean() {
-				return errViolations{r.Total()}
-			}
-			return nil
+			return err
 		},
 	}
-	s.registerFlags(verify.Flags())
-	verify.Flags().StringVar(&format, "format", "text", "output format: text, or json for machines")
-	ledger.AddCommand(verify)
-	return ledger
+	s.registerFlags(cmd.Flags())
+	cmd.Flags().StringVar(&format, "format", "text", "output format: text, or json for machines")
+	return cmd
 }
 
 // printReport writes r for people.

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"maps"
@@ -44,44 +43,19 @@ type shardListing struct {
 
 func shardsCommand(getenv func(string) string, stdout io.Writer) *cobra.Command {
 	shards := &cobra.Command{Use: "shards", Short: "Inspect the shard map"}
-	var s settings
-	var format string
-	list := &cobra.Command{
-		Use:   "list [--format text|json]",
-		Short: "Show the shard map and the rows of each logical shard",
-		Long: "Show the shard map (its version, which database holds each logical shard) and, per logical\n" +
-			"shard, how many users, items and purchases it holds, counted from the ids in every database\n" +
-			"(rows in a database the map does not give their shard are reported as stray).\n" +
+	shards.AddCommand(reportCommand("list [--format text|json]",
+		"Show the shard map and the rows of each logical shard",
+		"Show the shard map (its version, which database holds each logical shard) and, per logical\n"+
+			"shard, how many users, items and purchases it holds, counted from the ids in every database\n"+
+			"(rows in a database the map does not give their shard are reported as stray).\n"+
 			"Takes the same storage settings as strata serve (--data-dir, --sqlite-shards, --postgres...).",
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := load(cmd.Flags(), getenv, &s); err != nil {
-				return err
-			}
-			if format != "text" && format != "json" {
-				return fmt.Errorf("format: must be text or json, got %q", format)
-			}
-			st, err := openStorage(cmd.Context(), &s)
+		getenv, stdout, func(ctx context.Context, st *storage) (any, func(io.Writer), error) {
+			l, err := listShards(ctx, st.router)
 			if err != nil {
-				return err
+				return nil, nil, err
 			}
-			defer st.close()
-			l, err := listShards(cmd.Context(), st.router)
-			if err != nil {
-				return err
-			}
-			if format == "json" {
-				enc := json.NewEncoder(stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(l)
-			}
-			printShards(stdout, l)
-			return nil
-		},
-	}
-	s.registerFlags(list.Flags())
-	list.Flags().StringVar(&format, "format", "text", "output format: text, or json for machines")
-	shards.AddCommand(list)
+			return l, func(w io.Writer) { printShards(w, l) }, nil
+		}))
 	return shards
 }
 
