@@ -428,11 +428,14 @@ func (st IntentSettler) Handle(ctx context.Context, m queue.Message) error {
 	if in.ChargeID != "" {
 		c, err = s.provider.Retrieve(ctx, in.ChargeID)
 	} else {
+		// The request may still be charging: a lookup now would close the
+		// key under it and fail a good card. Only once SettleGrace has
+		// passed is the attempt presumed lost (a crash, a lost reply).
+		if s.clock.Now().Sub(in.UpdatedAt) < SettleGrace {
+			return errStillPending
+		}
 		c, err = s.provider.Lookup(ctx, in.chargeKey())
 		if strata.ErrorReason(err) == "no_such_charge" {
-			if s.clock.Now().Sub(in.UpdatedAt) < SettleGrace {
-				return errStillPending // the request may still be charging
-			}
 			// Never charged: the attempt failed before reaching the network.
 			c, err = provider.Charge{Status: provider.ChargeFailed, FailureCode: provider.FailureProcessingError}, nil
 		}

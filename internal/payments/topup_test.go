@@ -16,6 +16,7 @@ import (
 	"github.com/stratadev/strata/internal/payments/paymentssql"
 	"github.com/stratadev/strata/internal/payments/provider"
 	"github.com/stratadev/strata/internal/queue"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -139,8 +140,11 @@ func TestTopUpSurvivesALostReply(t *testing.T) {
 	require.Equal(t, "processing", r.json(t)["status"], "the request did not learn the outcome")
 	require.Zero(t, h.wallet(u, "USD"))
 
-	// The card was charged; the settler finds the charge by its key.
+	// The card was charged; the settler finds the charge by its key — once
+	// SettleGrace has passed, not to race a request still charging.
 	events := h.settleEvents(id)
+	require.ErrorContains(t, h.settler.Handle(ctx, events[0]), "charge still pending")
+	h.clock.Advance(payments.SettleGrace)
 	require.NoError(t, h.settler.Handle(ctx, events[0]))
 	require.Equal(t, "succeeded", h.intent(u, id)["status"])
 	require.Equal(t, int64(900), h.wallet(u, "USD"))
@@ -360,4 +364,31 @@ func TestReconcilerReportsStuckIntents(t *testing.T) {
 	v := report.Violations[0]
 	require.Equal(t, payments.InvariantIntentSettled, v.Invariant)
 	require.Contains(t, v.IDs, strata.ID(id))
+}
+
+// The settle event reaches the worker at once, often before the request
+// has charged the card. The settler must leave the charge to the request
+// until SettleGrace has passed: looking the key up would close it and fail
+// a good card. (bench/payments.sh found this under load.)
+func TestSettlerLeavesAFreshAttemptToItsRequest(t *testing.T) {
+	h := newHarness(t, 1)
+	u := h.newUser(strata.RoleBuyer, 2)
+	ran := false
+	early := func(op string) error {
+		if op != provider.OpCharge || ran {
+			return nil
+		}
+		ran = true
+		for _, m := range h.settleEvents("pi_") {
+			assert.ErrorContains(t, h.settler.Handle(context.Background(), m), "charge still pending")
+		}
+		return nil
+	}
+	h.fail.Store(&early)
+	defer h.fail.Store(nil)
+	r := h.do(u, "POST", "/v1/topups", topUpBody(500, "USD", provider.TestCardSucceeds))
+	require.Equal(t, http.StatusCreated, r.status, "body: %s", r.body)
+	require.True(t, ran, "the settler ran while the charge was on its way")
+	require.Equal(t, "succeeded", r.json(t)["status"], "body: %s", r.body)
+	require.Equal(t, int64(500), h.wallet(u, "USD"))
 }
