@@ -15,6 +15,27 @@ type ResponseWriter struct {
 	http.ResponseWriter
 	status int
 	bytes  int64
+	before []func() // run once, just before the status line is written
+}
+
+// BeforeHeader has fn run just before the status line is written (or at
+// once, if it was), so middleware can add headers that depend on what the
+// handler did.
+func (w *ResponseWriter) BeforeHeader(fn func()) {
+	if w.status != 0 {
+		return
+	}
+	w.before = append(w.before, fn)
+}
+
+// begin runs the BeforeHeader hooks and records status.
+func (w *ResponseWriter) begin(status int) {
+	hooks := w.before
+	w.before = nil
+	for _, fn := range hooks {
+		fn()
+	}
+	w.status = status
 }
 
 // NewResponseWriter wraps w; when w already is a *ResponseWriter it is
@@ -29,7 +50,7 @@ func NewResponseWriter(w http.ResponseWriter) *ResponseWriter {
 // WriteHeader records the first final (non-1xx) status and passes it on.
 func (w *ResponseWriter) WriteHeader(status int) {
 	if w.status == 0 && status >= 200 {
-		w.status = status
+		w.begin(status)
 	}
 	w.ResponseWriter.WriteHeader(status)
 }
@@ -37,7 +58,7 @@ func (w *ResponseWriter) WriteHeader(status int) {
 // Write records an implicit 200 and the bytes written.
 func (w *ResponseWriter) Write(b []byte) (int, error) {
 	if w.status == 0 {
-		w.status = http.StatusOK
+		w.begin(http.StatusOK)
 	}
 	n, err := w.ResponseWriter.Write(b)
 	w.bytes += int64(n)
@@ -49,7 +70,7 @@ func (w *ResponseWriter) Write(b []byte) (int, error) {
 // records the bytes.
 func (w *ResponseWriter) ReadFrom(r io.Reader) (int64, error) {
 	if w.status == 0 {
-		w.status = http.StatusOK
+		w.begin(http.StatusOK)
 	}
 	var n int64
 	var err error
@@ -69,7 +90,7 @@ type writerOnly struct{ io.Writer }
 // Flush sends buffered data to the client, when the wrapped writer can.
 func (w *ResponseWriter) Flush() {
 	if w.status == 0 {
-		w.status = http.StatusOK
+		w.begin(http.StatusOK)
 	}
 	_ = http.NewResponseController(w.ResponseWriter).Flush()
 }
