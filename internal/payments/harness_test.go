@@ -49,6 +49,7 @@ type harness struct {
 	clock   *stratatest.Clock
 	catalog *catalog
 	settler payments.IntentSettler
+	faults  *faultStore
 	// fail, when set, makes the card network fail the operations it
 	// returns an error for (provider.TestConfig.FailFunc).
 	fail atomic.Pointer[func(op string) error]
@@ -74,13 +75,58 @@ func newHarness(t testing.TB, files int) *harness {
 		return nil
 	}}, clock)
 	require.NoError(t, err)
-	svc := payments.NewService(payments.Deps{Store: paymentssql.New(router, clock), Catalog: cat, Clock: clock, Provider: prov,
+	h.faults = &faultStore{Store: paymentssql.New(router, clock)}
+	svc := payments.NewService(payments.Deps{Store: h.faults, Catalog: cat, Clock: clock, Provider: prov,
 		Config: payments.Config{FeeBasisPoints: testFee, TopUpMax: 1_000_000}})
 	mux := httpx.NewMux()
 	payments.Routes(mux, svc, httpxtest.Verifier{}, nil)
 	h.svc, h.handler, h.router, h.clock, h.catalog = svc, httpx.Chain(mux, httpx.RequestID, httpx.Recover), router, clock, cat
 	h.settler = payments.IntentSettler{Service: svc}
 	return h
+}
+
+// faultStore fails chosen transactions after their work ran and before
+// they commit, as a database failing mid-transaction would.
+type faultStore struct {
+	payments.Store
+	mu   sync.Mutex
+	once map[int]*atomic.Bool // shard -> fail its next transaction, then set
+}
+
+func (f *faultStore) Tx(ctx context.Context, shard int, fn func(payments.Tx) error) error {
+	return f.Store.Tx(ctx, shard, func(tx payments.Tx) error {
+		if err := fn(tx); err != nil {
+			return err
+		}
+		f.mu.Lock()
+		fired := f.once[shard]
+		delete(f.once, shard)
+		f.mu.Unlock()
+		if fired != nil {
+			fired.Store(true)
+			return errInjected
+		}
+		return nil
+	})
+}
+
+// Audit lets the service's reconciler read through the wrapper.
+func (f *faultStore) Audit(ctx context.Context, limit int) ([]payments.DatabaseReport, []payments.Violation, error) {
+	return f.Store.(payments.Auditor).Audit(ctx, limit)
+}
+
+// failShardOnce makes the next transaction on shard fail before it
+// commits; the flag it returns is set once one did.
+func (h *harness) failShardOnce(shard int) *atomic.Bool {
+	f := h.faults
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.once == nil {
+		f.once = map[int]*atomic.Bool{}
+	}
+	b := &atomic.Bool{}
+	f.once[shard] = b
+	return b
 }
 
 type user struct {

@@ -73,6 +73,9 @@ type SagaEvent struct {
 	Fee        int64        `json:"fee"`
 	// Deficit is what a forced refund overdrew the earnings by.
 	Deficit int64 `json:"deficit,omitempty"`
+	// Reason is the refund's reason when nobody asked for it
+	// (RefundCreditFailed).
+	Reason string `json:"reason,omitempty"`
 }
 
 func sagaEventOf(p *Purchase) SagaEvent {
@@ -97,7 +100,14 @@ type Receipt struct {
 	CreditTransferID strata.ID // transit -> earnings
 	FeeTransferID    strata.ID // earnings -> revenue; "" without a fee
 	Cause            string    // why a credit was canceled
-	CreatedAt        time.Time
+	CreatorID        strata.ID
+	Currency         string
+	// RefundedAt is when a refund took the credit back (zero if none did),
+	// and Deficit what a forced one overdrew the earnings by — recorded
+	// here, in the earnings' database, where the reconciler checks them.
+	RefundedAt time.Time
+	Deficit    int64
+	CreatedAt  time.Time
 }
 
 // sendPrice is step 1 of a cross-database purchase, in the buyer's
@@ -139,7 +149,7 @@ func (s *Service) ApplyCredit(ctx context.Context, ev SagaEvent) error {
 	}
 	now := s.clock.Now().UTC()
 	cur := ev.Price.Currency
-	return s.store.Tx(ctx, shard, func(tx Tx) error {
+	err = s.store.Tx(ctx, shard, func(tx Tx) error {
 		if _, err := tx.Receipt(ctx, ev.PurchaseID); err == nil {
 			return nil // applied or canceled already
 		} else if strata.ErrorCode(err) != strata.CodeNotFound {
@@ -165,7 +175,8 @@ func (s *Service) ApplyCredit(ctx context.Context, ev SagaEvent) error {
 		if err := post(ctx, tx, credit, now); err != nil {
 			return err
 		}
-		rec := &Receipt{PurchaseID: ev.PurchaseID, State: ReceiptApplied, CreditTransferID: credit.ID, CreatedAt: now}
+		rec := &Receipt{PurchaseID: ev.PurchaseID, State: ReceiptApplied, CreditTransferID: credit.ID,
+			CreatorID: ev.CreatorID, Currency: cur, CreatedAt: now}
 		if ev.Fee > 0 {
 			cut := &Transfer{Shard: shard, Type: TransferFee, Currency: cur, PurchaseID: ev.PurchaseID, ItemID: ev.ItemID,
 				Entries: []Entry{{Account: earnings.ID, Amount: -ev.Fee}, {Account: revenue.ID, Amount: ev.Fee}}}
@@ -181,6 +192,12 @@ func (s *Service) ApplyCredit(ctx context.Context, ev SagaEvent) error {
 		}
 		return outboxJSON(ctx, tx, SubjectSagaCredited, ev)
 	})
+	if strata.ErrorReason(err) == "duplicate_receipt" {
+		// On PostgreSQL, FOR UPDATE locks no row that does not exist yet:
+		// a concurrent delivery or refund wrote the receipt first.
+		return nil
+	}
+	return err
 }
 
 // markCredited records on the buyer's database that the credit of a
@@ -214,7 +231,14 @@ func (s *Service) Compensate(ctx context.Context, ev SagaEvent, cause string) er
 		case strata.ErrorCode(err) != strata.CodeNotFound:
 			return err
 		}
-		return tx.InsertReceipt(ctx, &Receipt{PurchaseID: ev.PurchaseID, State: ReceiptCanceled, Cause: cause, CreatedAt: now})
+		if err := tx.InsertReceipt(ctx, &Receipt{PurchaseID: ev.PurchaseID, State: ReceiptCanceled, Cause: cause,
+			CreatorID: ev.CreatorID, Currency: ev.Price.Currency, CreatedAt: now}); err != nil {
+			return err
+		}
+		// The buyer's side follows below; the event finishes it if that fails.
+		back := ev
+		back.Reason = RefundCreditFailed
+		return outboxJSON(ctx, tx, SubjectSagaRefund, back)
 	})
 	if errors.Is(err, errCreditApplied) {
 		return nil
@@ -241,16 +265,24 @@ func (s *Service) refundAcross(ctx context.Context, pur *Purchase, force bool) (
 	}
 	now := s.clock.Now().UTC()
 	var deficit int64
-	err = s.store.Tx(ctx, shard, func(tx Tx) error {
+	creatorSide := func(tx Tx) error {
 		deficit = 0
 		r, err := tx.Receipt(ctx, pur.ID)
 		switch {
 		case strata.ErrorCode(err) == strata.CodeNotFound:
-			// Not credited yet: it never will be.
-			return tx.InsertReceipt(ctx, &Receipt{PurchaseID: pur.ID, State: ReceiptCanceled, Cause: "refunded", CreatedAt: now})
+			// Not credited yet: it never will be. The buyer's side follows
+			// below; the event finishes it if that fails.
+			if err := tx.InsertReceipt(ctx, &Receipt{PurchaseID: pur.ID, State: ReceiptCanceled, Cause: "refunded",
+				CreatorID: pur.CreatorID, Currency: pur.Price.Currency, CreatedAt: now}); err != nil {
+				return err
+			}
+			return outboxJSON(ctx, tx, SubjectSagaRefund, sagaEventOf(pur))
 		case err != nil:
 			return err
 		case r.State == ReceiptCanceled:
+			return nil // fenced off by a refund or a compensation, whose event finishes the buyer's side
+		case !r.RefundedAt.IsZero():
+			deficit = r.Deficit // taken back already (a retry after the buyer's side failed)
 			return nil
 		}
 		earnings, err := tx.Account(ctx, AccountKey{Kind: KindEarnings, Owner: pur.CreatorID, Currency: pur.Price.Currency, Shard: shard}, now)
@@ -260,10 +292,19 @@ func (s *Service) refundAcross(ctx context.Context, pur *Purchase, force bool) (
 		if deficit, err = s.takeBack(ctx, tx, pur, earnings, []strata.ID{r.FeeTransferID, r.CreditTransferID}, shard, now, force); err != nil {
 			return err
 		}
+		if err := tx.MarkReceiptRefunded(ctx, pur.ID, now, deficit); err != nil {
+			return err
+		}
 		ev := sagaEventOf(pur)
 		ev.Deficit = deficit
 		return outboxJSON(ctx, tx, SubjectSagaRefund, ev)
-	})
+	}
+	err = s.store.Tx(ctx, shard, creatorSide)
+	if strata.ErrorReason(err) == "duplicate_receipt" {
+		// A concurrent credit or refund wrote the receipt first (see
+		// ApplyCredit): decide again on the receipt it wrote.
+		err = s.store.Tx(ctx, shard, creatorSide)
+	}
 	if strata.ErrorCode(err) == strata.CodeConflict && strata.ErrorReason(err) == "duplicate_transfer" {
 		return nil, errAlreadyRefunded
 	}
@@ -345,7 +386,7 @@ func (w SagaWorker) Handle(ctx context.Context, m queue.Message) error {
 	case SubjectSagaCredited:
 		return w.Service.markCredited(ctx, ev.PurchaseID)
 	case SubjectSagaRefund:
-		_, err := w.Service.finishRefund(ctx, ev.PurchaseID, ev.Deficit, "")
+		_, err := w.Service.finishRefund(ctx, ev.PurchaseID, ev.Deficit, ev.Reason)
 		if errors.Is(err, errAlreadyRefunded) {
 			return nil
 		}

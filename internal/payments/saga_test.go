@@ -230,3 +230,41 @@ func TestReconcilerWatchesTheSaga(t *testing.T) {
 	rep = h.verify()
 	require.Equal(t, int64(1), rep.Found[payments.InvariantTransitAccounted], "violations: %+v", rep.Violations)
 }
+
+// A forced refund of a cross-database purchase records its deficit beside
+// the earnings (the reconciler checks it there); a refund retried after
+// its buyer's side failed finishes it without taking the money twice.
+func TestCrossDatabaseForcedRefundAndRetry(t *testing.T) {
+	h, creator, buyer, item := crossSetup(t)
+	admin := h.newUser(strata.RoleAdmin, 7)
+	pur := h.do(buyer, "POST", "/v1/purchases", map[string]any{"item_id": item}).json(t)["id"].(string)
+	h.runSaga(map[string]bool{})
+	h.drainEarnings(creator, 1, "USD", 50) // the earnings leave the ledger, as a payout would
+
+	r := h.do(creator, "POST", "/v1/purchases/"+pur+"/refund", nil)
+	require.Equal(t, http.StatusConflict, r.status, "body: %s", r.body)
+	require.Equal(t, "insufficient_earnings", r.code(t))
+
+	// The buyer's database fails the buyer's side once: the creator's side
+	// has committed, the answer is 503.
+	failing := h.failShardOnce(12)
+	r = h.do(admin, "POST", "/v1/purchases/"+pur+"/refund", map[string]any{"force": true})
+	require.Equal(t, http.StatusServiceUnavailable, r.status, "body: %s", r.body)
+	require.True(t, failing.Load(), "the buyer's side was attempted")
+	kept := 100 - payments.Fee(100, testFee)
+	require.Equal(t, kept-50-kept, h.balance(payments.KindEarnings, creator.id, "USD", 1), "the creator's side is done")
+
+	// The retry finishes the buyer's side, and takes nothing twice.
+	r = h.do(admin, "POST", "/v1/purchases/"+pur+"/refund", map[string]any{"force": true})
+	require.Equal(t, http.StatusOK, r.status, "body: %s", r.body)
+	require.Equal(t, int64(1000), h.wallet(buyer, "USD"))
+	require.Equal(t, int64(-50), h.balance(payments.KindEarnings, creator.id, "USD", 1))
+	var deficit int64
+	require.NoError(t, h.router.Shard(1).Reader().QueryRow("SELECT refund_deficit FROM payments_saga_receipts WHERE purchase_id = $1", pur).Scan(&deficit))
+	require.Equal(t, int64(50), deficit)
+	h.runSaga(nil) // the backstop event too: a no-op now
+	require.Equal(t, int64(1000), h.wallet(buyer, "USD"))
+	// drainEarnings tops up by hand (topup_transfer); the negative
+	// earnings are covered by the deficit recorded beside them.
+	cleanBut(t, h.verify(), payments.InvariantTopUpTransfer)
+}

@@ -68,6 +68,10 @@ type Tx interface {
 	// MarkCredited records on the buyer's database that a cross-database
 	// purchase's credit was applied (nothing when it was recorded before).
 	MarkCredited(ctx context.Context, purchase strata.ID, at time.Time) error
+	// MarkReceiptRefunded records on the creator's database that a refund
+	// took back a cross-database credit, with the deficit a forced refund
+	// left; conflict "already_refunded" when one did.
+	MarkReceiptRefunded(ctx context.Context, purchase strata.ID, at time.Time, deficit int64) error
 	// InsertReceipt records the outcome of a cross-database purchase's
 	// credit, once: conflict "duplicate_receipt" when it has one.
 	InsertReceipt(ctx context.Context, r *Receipt) error

@@ -239,8 +239,13 @@ var checks = []check{
 		invariant: payments.InvariantNonNegative,
 		query: `SELECT a.id, a.kind, a.owner_id, a.currency, a.balance, CAST(COALESCE(d.deficit, 0) AS BIGINT)
 		FROM payments_accounts a
-		LEFT JOIN (SELECT creator_id, currency, SUM(refund_deficit) AS deficit FROM payments_purchases
-			WHERE status = 'refunded' AND refund_deficit > 0 GROUP BY creator_id, currency) d
+		LEFT JOIN (SELECT creator_id, currency, SUM(deficit) AS deficit FROM (
+				SELECT creator_id, currency, refund_deficit AS deficit FROM payments_purchases
+				WHERE status = 'refunded' AND refund_deficit > 0 AND settlement = 'local'
+				UNION ALL
+				-- A cross-database refund records its deficit beside the earnings.
+				SELECT creator_id, currency, refund_deficit FROM payments_saga_receipts WHERE refund_deficit > 0) u
+			GROUP BY creator_id, currency) d
 			ON a.kind = 'earnings' AND d.creator_id = a.owner_id AND d.currency = a.currency
 		WHERE a.kind NOT IN ('external', 'transit') AND a.balance < 0 AND a.balance + COALESCE(d.deficit, 0) < 0
 		ORDER BY a.id`,

@@ -403,14 +403,27 @@ func (t *txStore) Receipt(ctx context.Context, purchase strata.ID) (*payments.Re
 	var r payments.Receipt
 	var state string
 	var created int64
-	err := t.queryRow(ctx, `SELECT purchase_id, state, credit_transfer_id, fee_transfer_id, cause, created_at
+	var refunded sql.NullInt64
+	err := t.queryRow(ctx, `SELECT purchase_id, state, credit_transfer_id, fee_transfer_id, cause, creator_id, currency,
+		refunded_at, refund_deficit, created_at
 		FROM payments_saga_receipts WHERE purchase_id = $1`+t.forUpdate, purchase).Scan(
-		&r.PurchaseID, &state, &r.CreditTransferID, &r.FeeTransferID, &r.Cause, &created)
+		&r.PurchaseID, &state, &r.CreditTransferID, &r.FeeTransferID, &r.Cause, &r.CreatorID, &r.Currency,
+		&refunded, &r.Deficit, &created)
 	if err != nil {
 		return nil, fmt.Errorf("read receipt of %s: %w", purchase, sqldb.Translate(err))
 	}
-	r.State, r.CreatedAt = payments.ReceiptState(state), sqldb.FromMillis(created)
+	r.State, r.CreatedAt, r.RefundedAt = payments.ReceiptState(state), sqldb.FromMillis(created), sqldb.FromNullMillis(refunded)
 	return &r, nil
+}
+
+func (t *txStore) MarkReceiptRefunded(ctx context.Context, purchase strata.ID, at time.Time, deficit int64) error {
+	n, err := t.exec(ctx, "mark receipt refunded",
+		"UPDATE payments_saga_receipts SET refunded_at = $2, refund_deficit = $3 WHERE purchase_id = $1 AND refunded_at IS NULL",
+		purchase, sqldb.Millis(at), deficit)
+	if err == nil && n == 0 {
+		return &strata.Error{Code: strata.CodeConflict, Reason: "already_refunded", Message: "the purchase was already refunded"}
+	}
+	return err
 }
 
 func (t *txStore) MarkCredited(ctx context.Context, purchase strata.ID, at time.Time) error {
@@ -421,9 +434,9 @@ func (t *txStore) MarkCredited(ctx context.Context, purchase strata.ID, at time.
 
 func (t *txStore) InsertReceipt(ctx context.Context, r *payments.Receipt) error {
 	n, err := t.exec(ctx, "insert receipt",
-		`INSERT INTO payments_saga_receipts (purchase_id, state, credit_transfer_id, fee_transfer_id, cause, created_at)
-		 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (purchase_id) DO NOTHING`,
-		r.PurchaseID, string(r.State), r.CreditTransferID, r.FeeTransferID, r.Cause, sqldb.Millis(r.CreatedAt))
+		`INSERT INTO payments_saga_receipts (purchase_id, state, credit_transfer_id, fee_transfer_id, cause, creator_id, currency, created_at)
+		 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (purchase_id) DO NOTHING`,
+		r.PurchaseID, string(r.State), r.CreditTransferID, r.FeeTransferID, r.Cause, r.CreatorID, r.Currency, sqldb.Millis(r.CreatedAt))
 	if err == nil && n == 0 {
 		return &strata.Error{Code: strata.CodeConflict, Reason: "duplicate_receipt", Message: "the purchase's credit was already settled"}
 	}

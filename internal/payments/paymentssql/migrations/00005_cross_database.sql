@@ -16,6 +16,10 @@ CREATE TABLE payments_saga_receipts (
     credit_transfer_id TEXT NOT NULL,    -- transit -> earnings ('' when canceled)
     fee_transfer_id    TEXT NOT NULL,    -- earnings -> revenue ('' when canceled or no fee)
     cause              TEXT NOT NULL DEFAULT '', -- why it was canceled
+    creator_id         TEXT NOT NULL,
+    currency           TEXT NOT NULL,
+    refunded_at        BIGINT,                   -- unix ms: the credit was taken back by a refund
+    refund_deficit     BIGINT NOT NULL DEFAULT 0, -- earnings overdrawn by a forced refund (recorded here, beside the earnings)
     created_at         BIGINT NOT NULL
 );
 
