@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync/atomic"
 	"time"
 
 	"github.com/stratadev/strata"
@@ -42,10 +43,11 @@ type DB struct {
 	dialect Dialect
 	writer  *sql.DB
 	reader  *sql.DB
-	stmts   *stmtCache // statements prepared on the writer
-	commits *committer // SQLite's group commit; nil on PostgreSQL
-	reads   *Pool      // the reader pool, preparing its queries
-	primary *Pool      // the pool that sees every committed write
+	stmts   *stmtCache   // statements prepared on the writer
+	commits *committer   // SQLite's group commit; nil on PostgreSQL
+	reads   *Pool        // the reader pool, preparing its queries
+	primary *Pool        // the pool that sees every committed write
+	retries atomic.Int64 // PostgreSQL transactions run again (see Retries)
 }
 
 // SQLiteOptions tunes OpenSQLite.
@@ -180,10 +182,21 @@ func (db *DB) Close() error {
 // time, one at a time, and Tx returns after that transaction committed.
 // So fn must do database work only — what it reads and writes through tx —
 // and must not wait for anything another transaction would do.
-func (db *DB) Tx(ctx context.Context, fn func(tx *sql.Tx) error) (err error) {
+//
+// On PostgreSQL, a transaction that fails with a serialization failure or
+// a deadlock, at any statement or at commit, is rolled back and fn runs
+// again, up to txAttempts times in all (see pgTxRetry). So fn may run more
+// than once and must have no effect outside the transaction beyond setting
+// its own results, which each run sets afresh.
+func (db *DB) Tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	if db.commits != nil {
 		return db.commits.do(ctx, fn)
 	}
+	return db.pgTxRetry(ctx, fn)
+}
+
+// pgTx runs fn in one PostgreSQL transaction (see Tx).
+func (db *DB) pgTx(ctx context.Context, fn func(tx *sql.Tx) error) (err error) {
 	tx, err := db.writer.BeginTx(ctx, nil)
 	if err != nil {
 		return Translate(fmt.Errorf("begin: %w", err))

@@ -177,33 +177,7 @@ func TestPostgresDialect(t *testing.T) {
 	_, err = db.Writer().ExecContext(ctx, "INSERT INTO things (id, n) VALUES ('big', 1) ON CONFLICT (id) DO NOTHING")
 	require.NoError(t, err)
 
-	// A deadlock is unavailable (retryable), not an internal error.
-	_, err = db.Writer().ExecContext(ctx, "INSERT INTO things (id, n) VALUES ('a', 0), ('b', 0)")
-	require.NoError(t, err)
-	start := make(chan struct{})
-	errs := make(chan error, 2)
-	lock := func(first, second string) {
-		errs <- db.Tx(ctx, func(tx *sql.Tx) error {
-			if _, err := tx.ExecContext(ctx, "UPDATE things SET n = n + 1 WHERE id = $1", first); err != nil {
-				return sqldb.Translate(err)
-			}
-			<-start
-			time.Sleep(50 * time.Millisecond)
-			_, err := tx.ExecContext(ctx, "UPDATE things SET n = n + 1 WHERE id = $1", second)
-			return sqldb.Translate(err)
-		})
-	}
-	go lock("a", "b")
-	go lock("b", "a")
-	time.Sleep(50 * time.Millisecond)
-	close(start)
-	e1, e2 := <-errs, <-errs
-	failed := e1
-	if failed == nil {
-		failed = e2
-	}
-	require.Error(t, failed, "one of two crossing transactions is chosen as the deadlock victim")
-	require.Equal(t, strata.CodeUnavailable, strata.ErrorCode(failed), "%v", failed)
+	// Crossing transactions, which deadlock, are retried: retry_test.go.
 }
 
 func TestStatementsArePreparedAfterTheirFirstTransaction(t *testing.T) {

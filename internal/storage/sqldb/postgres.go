@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/url"
 	"time"
 
@@ -76,3 +77,51 @@ func pgCode(err error) string {
 	}
 	return ""
 }
+
+// A PostgreSQL transaction that fails with a serialization failure or a
+// deadlock runs at most txAttempts times in all, pausing between runs for
+// a random time up to txBackoffBase, doubling after each run up to
+// txBackoffMax ("full jitter": transactions that collided do not collide
+// again in step).
+const (
+	txAttempts    = 3
+	txBackoffBase = 5 * time.Millisecond
+	txBackoffMax  = 100 * time.Millisecond
+)
+
+// pgTxRetry runs fn with pgTx, again while it fails with a serialization
+// failure or a deadlock (see Tx), and returns the last failure translated
+// (unavailable) once txAttempts runs failed or ctx is done.
+func (db *DB) pgTxRetry(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	ceiling := txBackoffBase
+	for attempt := 1; ; attempt++ {
+		err := db.pgTx(ctx, fn)
+		if !isTxConflict(err) {
+			return err
+		}
+		if attempt == txAttempts || ctx.Err() != nil {
+			return Translate(err)
+		}
+		pause := time.NewTimer(rand.N(ceiling + 1))
+		select {
+		case <-ctx.Done():
+			pause.Stop()
+			return Translate(err)
+		case <-pause.C:
+		}
+		ceiling = min(2*ceiling, txBackoffMax)
+		db.retries.Add(1)
+	}
+}
+
+// isTxConflict reports whether err, however wrapped, is a PostgreSQL
+// serialization failure or deadlock: the transaction lost to another and
+// runs again.
+func isTxConflict(err error) bool {
+	c := pgCode(err)
+	return c == pgSerializationFailure || c == pgDeadlockDetected
+}
+
+// Retries returns how many times Tx has run a PostgreSQL transaction again
+// after a serialization failure or a deadlock (see Tx); 0 on SQLite.
+func (db *DB) Retries() int64 { return db.retries.Load() }

@@ -31,7 +31,8 @@ var pgServer struct {
 }
 
 // PostgresMissing is the skip message of a test that needs PostgreSQL
-// where it is not installed. .ci/run fails when it appears.
+// where it is not installed (with STRATA_REQUIRE_POSTGRES=1, its failure
+// message).
 const PostgresMissing = "PostgreSQL not found: install it (Debian: apt-get install -y postgresql; initdb and postgres are looked up on the PATH and in /usr/lib/postgresql/*/bin)"
 
 // PostgresDSN returns the URL of a fresh, empty database on a real
@@ -39,11 +40,14 @@ const PostgresMissing = "PostgreSQL not found: install it (Debian: apt-get insta
 // once per test process (initdb in a temporary folder, postgres on a free
 // loopback port, as the postgres user when the tests run as root, which
 // PostgreSQL refuses); the test is skipped when PostgreSQL is not
-// installed.
+// installed, or fails if STRATA_REQUIRE_POSTGRES=1.
 func PostgresDSN(t testing.TB) string {
 	t.Helper()
 	pgServer.once.Do(func() { pgServer.dsn, pgServer.err = startPostgres() })
 	if errors.Is(pgServer.err, errNoPostgres) {
+		if postgresRequired() {
+			t.Fatalf("%s=1: %s", RequirePostgresEnv, PostgresMissing)
+		}
 		t.Skip(PostgresMissing)
 	}
 	if pgServer.err != nil {
@@ -80,7 +84,16 @@ func OpenPostgresShards(t testing.TB, numShards, dbs int) *sqldb.Router {
 	})
 }
 
-var errNoPostgres = errors.New("postgres not installed")
+var errNoPostgres = errors.New("no initdb beside postgres on the PATH or in /usr/lib/postgresql/*/bin")
+
+// PostgresAvailable reports whether PostgreSQL is installed where
+// PostgresDSN looks for it and, when it is not, why. It starts nothing.
+func PostgresAvailable() (ok bool, reason string) {
+	if _, err := pgBinDir(); err != nil {
+		return false, err.Error()
+	}
+	return true, ""
+}
 
 // pgBinDir finds the folder holding initdb and postgres.
 func pgBinDir() (string, error) {

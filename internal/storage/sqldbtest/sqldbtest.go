@@ -19,8 +19,9 @@ const DefaultShards = 16
 
 // DialectEnv selects the dialect of the store suites: STRATA_TEST_DIALECT
 // set to "postgres" makes OpenShards and Open give PostgreSQL databases,
-// so a module's whole suite runs on PostgreSQL (.ci/run runs them so
-// after the SQLite run); unset or "sqlite" means SQLite.
+// so a module's whole suite runs on PostgreSQL; unset or "sqlite" means
+// SQLite. Main, unless it is set, runs a suite once with it unset and
+// once with it set to "postgres".
 const DialectEnv = "STRATA_TEST_DIALECT"
 
 // Dialect returns the dialect the store suites run on (DialectEnv).
