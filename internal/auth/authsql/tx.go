@@ -198,6 +198,17 @@ func (t *txStore) InsertSigningKey(ctx context.Context, k *auth.StoredKey) error
 }
 
 func (t *txStore) ThrottleForUpdate(ctx context.Context, key string) (auth.Throttle, error) {
+	if t.forUpdate != "" {
+		// FOR UPDATE locks no row that does not exist: concurrent first
+		// attempts on a key would all pass the check. An empty row (its
+		// window long over) gives them one to queue on; the purge removes
+		// it with the idle ones. SQLite's one writer needs none of this.
+		if err := t.exec(ctx, "create throttle row",
+			`INSERT INTO auth_throttle (key, window_start, failures, locked_until, locks) VALUES ($1, 0, 0, 0, 0)
+			 ON CONFLICT (key) DO NOTHING`, key); err != nil {
+			return auth.Throttle{}, err
+		}
+	}
 	return readThrottle(ctx, t.tx, key, t.forUpdate)
 }
 
