@@ -48,6 +48,10 @@ type DB struct {
 	reads   *Pool        // the reader pool, preparing its queries
 	primary *Pool        // the pool that sees every committed write
 	retries atomic.Int64 // PostgreSQL transactions run again (see Retries)
+	// label is the database's name in the shard map ("" outside a
+	// router): consistency tokens name databases by it.
+	label    string
+	replicas *replicaSet // PostgreSQL streaming replicas; nil without
 }
 
 // SQLiteOptions tunes OpenSQLite.
@@ -132,7 +136,17 @@ func (db *DB) Reader() *sql.DB { return db.reader }
 
 // Read returns the reader pool as a Querier that prepares its queries:
 // for reads that tolerate a little staleness.
-func (db *DB) Read() *Pool { return db.reads }
+//
+// On PostgreSQL with replicas (AddReplicas), each read goes to a healthy
+// replica lagging at most the bound — one that has replayed the caller's
+// writes, when the context carries a Consistency — or else to the
+// primary.
+func (db *DB) Read() Querier {
+	if db.replicas != nil {
+		return routedReads{db}
+	}
+	return db.reads
+}
 
 // Primary returns a Querier, preparing its queries, for reads outside a
 // transaction that must see every write acknowledged so far (a purchase
@@ -166,6 +180,9 @@ func (db *DB) Close() error {
 	if db.commits != nil {
 		db.commits.close()
 	}
+	if db.replicas != nil {
+		db.replicas.close()
+	}
 	db.stmts.close()
 	db.reads.close()
 	if db.primary != db.reads {
@@ -192,7 +209,11 @@ func (db *DB) Tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	if db.commits != nil {
 		return db.commits.do(ctx, fn)
 	}
-	return db.pgTxRetry(ctx, fn)
+	if err := db.pgTxRetry(ctx, fn); err != nil {
+		return err
+	}
+	db.observeCommit(ctx)
+	return nil
 }
 
 // pgTx runs fn in one PostgreSQL transaction (see Tx).

@@ -25,9 +25,26 @@ type PostgresOptions struct {
 
 // OpenPostgres opens a pool on the PostgreSQL database at dsn (a
 // postgres:// URL or a keyword/value string) through pgx's database/sql
-// driver, and pings it. Reads and writes share the pool: replicas come
-// with the replication work.
+// driver, and pings it. Reads and writes share the pool; AddReplicas
+// sends the stale-tolerant reads to streaming replicas.
 func OpenPostgres(ctx context.Context, dsn string, opts PostgresOptions) (*DB, error) {
+	pool, err := openPostgresPool(dsn, opts)
+	if err != nil {
+		return nil, err
+	}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := pool.PingContext(pctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("open postgres %s: %w", redactDSN(dsn), err)
+	}
+	p := newPool(pool)
+	return &DB{name: redactDSN(dsn), dialect: Postgres, writer: pool, reader: pool, stmts: newStmtCache(),
+		reads: p, primary: p}, nil
+}
+
+// openPostgresPool opens (without connecting) a pool on dsn sized by opts.
+func openPostgresPool(dsn string, opts PostgresOptions) (*sql.DB, error) {
 	if opts.MaxConns <= 0 {
 		opts.MaxConns = 16
 	}
@@ -42,15 +59,7 @@ func OpenPostgres(ctx context.Context, dsn string, opts PostgresOptions) (*DB, e
 	pool.SetMaxIdleConns(max(1, opts.MaxConns/4))
 	pool.SetConnMaxLifetime(opts.ConnMaxLifetime)
 	pool.SetConnMaxIdleTime(5 * time.Minute)
-	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if err := pool.PingContext(pctx); err != nil {
-		pool.Close()
-		return nil, fmt.Errorf("open postgres %s: %w", redactDSN(dsn), err)
-	}
-	p := newPool(pool)
-	return &DB{name: redactDSN(dsn), dialect: Postgres, writer: pool, reader: pool, stmts: newStmtCache(),
-		reads: p, primary: p}, nil
+	return pool, nil
 }
 
 // redactDSN drops the password of a URL DSN, for names and errors.

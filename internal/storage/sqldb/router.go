@@ -63,6 +63,7 @@ func NewMappedRouter(m ShardMap, names []string, dbs []*DB) (*Router, error) {
 			return nil, fmt.Errorf("shards: two databases named %q", name)
 		}
 		r.byName[name] = dbs[i]
+		dbs[i].label = name
 	}
 	t, err := r.resolve(m)
 	if err != nil {

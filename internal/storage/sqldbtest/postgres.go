@@ -98,6 +98,9 @@ func PostgresAvailable() (ok bool, reason string) {
 // pgBinDir finds the folder holding initdb and postgres.
 func pgBinDir() (string, error) {
 	if p, err := exec.LookPath("initdb"); err == nil {
+		if real, err := filepath.EvalSymlinks(p); err == nil {
+			p = real // a link on the PATH: its siblings (pg_basebackup...) are where it points
+		}
 		dir := filepath.Dir(p)
 		if _, err := os.Stat(filepath.Join(dir, "postgres")); err == nil {
 			return dir, nil
@@ -120,48 +123,80 @@ func versionOf(initdb string) int {
 }
 
 func startPostgres() (string, error) {
-	bin, err := pgBinDir()
+	srv, err := newPGServer()
 	if err != nil {
 		return "", err
+	}
+	if err := srv.initdb(); err != nil {
+		return "", err
+	}
+	return srv.start()
+}
+
+// pgCluster is one PostgreSQL server in a temporary folder of its own.
+type pgCluster struct {
+	bin, dir, data string
+	cred           *syscall.Credential
+	port           int
+	cmd            *exec.Cmd
+}
+
+// newPGServer prepares a folder for a server, owned by the postgres user
+// when the tests run as root (PostgreSQL refuses root).
+func newPGServer() (*pgCluster, error) {
+	bin, err := pgBinDir()
+	if err != nil {
+		return nil, err
 	}
 	sweepStaleServers()
 	dir, err := os.MkdirTemp("", "strata-pg-")
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	if err := os.WriteFile(filepath.Join(dir, "owner.pid"), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
-		return "", err
+		return nil, err
 	}
-	var cred *syscall.Credential
+	c := &pgCluster{bin: bin, dir: dir, data: filepath.Join(dir, "data")}
 	if os.Geteuid() == 0 {
-		// PostgreSQL refuses to run as root: run it as the postgres user.
 		u, err := user.Lookup("postgres")
 		if err != nil {
-			return "", fmt.Errorf("running as root needs a postgres user: %w", err)
+			return nil, fmt.Errorf("running as root needs a postgres user: %w", err)
 		}
 		uid, _ := strconv.Atoi(u.Uid)
 		gid, _ := strconv.Atoi(u.Gid)
 		if err := os.Chown(dir, uid, gid); err != nil {
-			return "", err
+			return nil, err
 		}
-		cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+		c.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
 	}
-	data := filepath.Join(dir, "data")
-	initdb := exec.Command(filepath.Join(bin, "initdb"), "-D", data, "-U", "strata", "--auth=trust", "--no-sync",
-		"-E", "UTF8", "--locale=C")
-	initdb.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
-	if out, err := initdb.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("initdb: %w: %s", err, out)
+	if c.port, err = freePort(); err != nil {
+		return nil, err
 	}
-	port, err := freePort()
-	if err != nil {
-		return "", err
+	return c, nil
+}
+
+// run runs one of PostgreSQL's programs as the server's user.
+func (c *pgCluster) run(program string, args ...string) error {
+	cmd := exec.Command(filepath.Join(c.bin, program), args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: c.cred}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("%s: %w: %s", program, err, out)
 	}
-	server := exec.Command(filepath.Join(bin, "postgres"), "-D", data, "-k", dir, "-h", "127.0.0.1", "-p", strconv.Itoa(port),
+	return nil
+}
+
+func (c *pgCluster) initdb() error {
+	return c.run("initdb", "-D", c.data, "-U", "strata", "--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C")
+}
+
+// start starts the server on loopback and waits until it answers; it
+// returns the URL of its maintenance database.
+func (c *pgCluster) start() (string, error) {
+	server := exec.Command(filepath.Join(c.bin, "postgres"), "-D", c.data, "-k", c.dir, "-h", "127.0.0.1", "-p", strconv.Itoa(c.port),
 		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "max_connections=300")
 	// Dies with this process, however it ends.
-	server.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Pdeathsig: syscall.SIGKILL}
-	logf, err := os.Create(filepath.Join(dir, "server.log"))
+	server.SysProcAttr = &syscall.SysProcAttr{Credential: c.cred, Pdeathsig: syscall.SIGKILL}
+	logf, err := os.Create(filepath.Join(c.dir, "server.log"))
 	if err != nil {
 		return "", err
 	}
@@ -169,7 +204,8 @@ func startPostgres() (string, error) {
 	if err := server.Start(); err != nil {
 		return "", fmt.Errorf("start postgres: %w", err)
 	}
-	dsn := fmt.Sprintf("postgres://strata@127.0.0.1:%d/postgres?sslmode=disable", port)
+	c.cmd = server
+	dsn := c.dsn("postgres")
 	db, err := sql.Open("pgx", dsn)
 	if err != nil {
 		return "", err
@@ -184,15 +220,27 @@ func startPostgres() (string, error) {
 			return dsn, nil
 		}
 		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(filepath.Join(dir, "server.log"))
+			log, _ := os.ReadFile(filepath.Join(c.dir, "server.log"))
 			return "", fmt.Errorf("postgres did not start within 30s: %w; log: %s", err, log)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 }
 
-// sweepStaleServers removes the folders of servers whose test process is
-// gone (the server died with it; its files stayed).
+func (c *pgCluster) dsn(database string) string {
+	return fmt.Sprintf("postgres://strata@127.0.0.1:%d/%s?sslmode=disable", c.port, database)
+}
+
+// stop kills the server and removes its folder.
+func (c *pgCluster) stop() {
+	if c.cmd != nil && c.cmd.Process != nil {
+		_ = c.cmd.Process.Kill()
+		_, _ = c.cmd.Process.Wait()
+		c.cmd = nil
+	}
+	_ = os.RemoveAll(c.dir)
+}
+
 func sweepStaleServers() {
 	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "strata-pg-*"))
 	for _, d := range dirs {
