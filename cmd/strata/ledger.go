@@ -64,7 +64,7 @@ func reportCommand(use, short, long string, getenv func(string) string, stdout i
 			if format != "text" && format != "json" {
 				return fmt.Errorf("format: must be text or json, got %q", format)
 			}
-			st, err := openStorage(cmd.Context(), &s)
+			st, err := openStorage(cmd.Context(), &s, nil)
 			if err != nil {
 				return err
 			}

@@ -95,6 +95,13 @@ func noEnv(string) string { return "" }
 
 func call(t *testing.T, method, url string, body any, token string) (int, map[string]any) {
 	t.Helper()
+	status, m, _ := callWith(t, method, url, body, token, nil)
+	return status, m
+}
+
+// callWith is call with extra request headers, returning the response's.
+func callWith(t *testing.T, method, url string, body any, token string, header http.Header) (int, map[string]any, http.Header) {
+	t.Helper()
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -109,6 +116,9 @@ func call(t *testing.T, method, url string, body any, token string) (int, map[st
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
+	for name, values := range header {
+		req.Header[name] = values
+	}
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	defer resp.Body.Close()
@@ -119,7 +129,7 @@ func call(t *testing.T, method, url string, body any, token string) (int, map[st
 	if len(raw) > 0 && strings.Contains(resp.Header.Get("Content-Type"), "json") {
 		require.NoError(t, json.Unmarshal(raw, &m), "body: %s", raw)
 	}
-	return resp.StatusCode, m
+	return resp.StatusCode, m, resp.Header
 }
 
 // TestREADMEWalkthrough follows the curl walkthrough of README.md against

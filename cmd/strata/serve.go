@@ -51,7 +51,7 @@ func serveCmd(ctx context.Context, s *settings, stdout, stderr io.Writer) error 
 	roles := s.roleSet()
 	clock := strata.SystemClock{}
 
-	st, err := openStorage(ctx, s)
+	st, err := openStorage(ctx, s, logger)
 	if err != nil {
 		return err
 	}
@@ -65,7 +65,7 @@ func serveCmd(ctx context.Context, s *settings, stdout, stderr io.Writer) error 
 
 	metrics := observability.NewMetrics()
 	qmetrics := queue.NewMetrics(metrics.Registry())
-	registerDBMetrics(metrics.Registry(), st.router.DBs())
+	registerDBMetrics(metrics.Registry(), st.router)
 	probes := observability.NewProbes()
 	probes.SetLogger(logger)
 	probes.AddReadinessCheck("database", st.router.Ping)
@@ -188,6 +188,11 @@ func serveCmd(ctx context.Context, s *settings, stdout, stderr io.Writer) error 
 	}()
 
 	handler := httpx.Chain(mux, httpx.RequestID, httpx.AccessLog(logger), metrics.HTTPMiddleware, httpx.Recover)
+	if len(s.postgresReplicas) > 0 {
+		// Clients read their own writes from replicas by sending back the
+		// Strata-Consistency token.
+		handler = httpx.Chain(handler, httpx.Consistency)
+	}
 	srv := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -375,12 +380,13 @@ func idempotencyConfig(cfg idempotency.Config, masterKey []byte) idempotency.Con
 	return cfg
 }
 
-// registerDBMetrics exports each SQLite database's group commits: the
+// registerDBMetrics exports each SQLite database's group commits (the
 // transactions committed over the commits that carried them is the mean
-// batch size.
-func registerDBMetrics(reg prometheus.Registerer, dbs []*sqldb.DB) {
-	for _, db := range dbs {
+// batch size) and each PostgreSQL database's replicas and retries.
+func registerDBMetrics(reg prometheus.Registerer, r *sqldb.Router) {
+	for _, db := range r.DBs() {
 		if db.Dialect() != sqldb.SQLite {
+			registerPostgresMetrics(reg, r.NameOf(db), db)
 			continue
 		}
 		labels := prometheus.Labels{"db": filepath.Base(db.Name())}
@@ -392,5 +398,44 @@ func registerDBMetrics(reg prometheus.Registerer, dbs []*sqldb.DB) {
 			Name: "strata_db_transactions_total", ConstLabels: labels,
 			Help: "Strata write transactions run by group commit on SQLite.",
 		}, func() float64 { _, n := db.BatchStats(); return float64(n) }))
+	}
+}
+
+// registerPostgresMetrics exports a PostgreSQL database's transaction
+// retries and, per replica, its health, lag and reads.
+func registerPostgresMetrics(reg prometheus.Registerer, name string, db *sqldb.DB) {
+	labels := prometheus.Labels{"db": name}
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "strata_db_tx_retries_total", ConstLabels: labels,
+		Help: "PostgreSQL transactions run again after a serialization failure or a deadlock.",
+	}, func() float64 { return float64(db.Retries()) }))
+	replicas, _, _ := db.ReplicaStats()
+	if len(replicas) == 0 {
+		return
+	}
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "strata_db_replica_fallbacks_total", ConstLabels: labels,
+		Help: "Reads that tolerate staleness served by the primary because no replica was healthy, within the lag bound and caught up with the caller's token.",
+	}, func() float64 { _, _, n := db.ReplicaStats(); return float64(n) }))
+	for i, rs := range replicas {
+		rl := prometheus.Labels{"db": name, "replica": rs.Name} // the DSN without its password
+		stat := func() sqldb.ReplicaStat { all, _, _ := db.ReplicaStats(); return all[i] }
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "strata_db_replica_healthy", ConstLabels: rl,
+			Help: "1 while the replica answers, is a standby and lags within --replica-max-lag.",
+		}, func() float64 {
+			if stat().Healthy {
+				return 1
+			}
+			return 0
+		}))
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "strata_db_replica_lag_seconds", ConstLabels: rl,
+			Help: "Replay lag at the last check: the time since the last replayed transaction while behind, 0 when caught up.",
+		}, func() float64 { return stat().Lag.Seconds() }))
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "strata_db_replica_reads_total", ConstLabels: rl,
+			Help: "Reads served by the replica.",
+		}, func() float64 { return float64(stat().Reads) }))
 	}
 }

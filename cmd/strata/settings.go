@@ -42,6 +42,9 @@ type settings struct {
 	sqliteShards      int
 	postgres          []string
 	postgresMaxConns  int
+	postgresReplicas  []string
+	replicaMaxLag     time.Duration
+	replicaCheck      time.Duration
 	shardMapRefresh   time.Duration
 	masterKey         string
 	masterKeyFile     string
@@ -76,6 +79,9 @@ func (s *settings) registerFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&s.sqliteShards, "sqlite-shards", 1, "how many SQLite database files (strata.db, strata-1.db, ...) the logical shards spread over when no --postgres is given; a new deployment spreads them evenly, later additions start empty")
 	fs.StringSliceVar(&s.postgres, "postgres", nil, "the deployment's PostgreSQL databases as name=DSN (postgres://user:password@host/db), comma-separated or repeated; when given they replace SQLite. The first holds the shard map; a new deployment spreads the logical shards evenly over them")
 	fs.IntVar(&s.postgresMaxConns, "postgres-max-conns", 16, "the connection pool size of each PostgreSQL database")
+	fs.StringSliceVar(&s.postgresReplicas, "postgres-replicas", nil, "streaming replicas as name=DSN, name being the --postgres database they replicate (several per database allowed); reads that tolerate staleness go to them")
+	fs.DurationVar(&s.replicaMaxLag, "replica-max-lag", 5*time.Second, "a replica whose replay lag exceeds this is skipped until it catches up")
+	fs.DurationVar(&s.replicaCheck, "replica-check-interval", time.Second, "how often each replica's health and lag are measured")
 	fs.DurationVar(&s.shardMapRefresh, "shard-map-refresh", 5*time.Second, "how often an instance checks the shard map for changes (a moved shard)")
 	fs.DurationVar(&s.sqliteBusyTimeout, "sqlite-busy-timeout", 5*time.Second, "how long SQLite waits for a lock held by another process")
 	fs.StringVar(&s.masterKey, "master-key", "", "base64 of the 32-byte key that encrypts signing keys at rest (secret; prefer STRATA_MASTER_KEY or --master-key-file)")
@@ -172,6 +178,18 @@ func (s *settings) validate() error {
 	}
 	if len(s.postgres) > s.shards {
 		return fmt.Errorf("postgres: %d databases for %d logical shards", len(s.postgres), s.shards)
+	}
+	for _, entry := range s.postgresReplicas {
+		name, dsn, ok := strings.Cut(entry, "=")
+		if !ok || strings.TrimSpace(dsn) == "" || !seen[name] {
+			return fmt.Errorf("postgres-replicas: each entry must be name=DSN naming a --postgres database, got %q", redactEntry(entry))
+		}
+	}
+	if s.replicaMaxLag <= 0 {
+		return fmt.Errorf("replica-max-lag: must be positive, got %s", s.replicaMaxLag)
+	}
+	if s.replicaCheck < 10*time.Millisecond {
+		return fmt.Errorf("replica-check-interval: must be at least 10ms, got %s", s.replicaCheck)
 	}
 	if s.postgresMaxConns < 1 || s.postgresMaxConns > 1000 {
 		return fmt.Errorf("postgres-max-conns: must be between 1 and 1000, got %d", s.postgresMaxConns)

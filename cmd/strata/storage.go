@@ -44,7 +44,10 @@ type storage struct {
 // databases, loads (or, for a new deployment, creates) the shard map,
 // checks the deployment's shard count and applies every module's
 // migrations.
-func openStorage(ctx context.Context, s *settings) (*storage, error) {
+func openStorage(ctx context.Context, s *settings, logger *slog.Logger) (*storage, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
 	if err := os.MkdirAll(s.dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data-dir: %w", err)
 	}
@@ -57,7 +60,7 @@ func openStorage(ctx context.Context, s *settings) (*storage, error) {
 	if err != nil {
 		return nil, err
 	}
-	names, dbs, err := openDatabases(ctx, s)
+	names, dbs, err := openDatabases(ctx, s, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -99,7 +102,7 @@ func openStorage(ctx context.Context, s *settings) (*storage, error) {
 // openDatabases opens the deployment's physical databases in
 // configuration order: the --postgres list, or --sqlite-shards files in
 // the data directory (strata.db, strata-1.db, ...).
-func openDatabases(ctx context.Context, s *settings) ([]string, []*sqldb.DB, error) {
+func openDatabases(ctx context.Context, s *settings, logger *slog.Logger) ([]string, []*sqldb.DB, error) {
 	var names []string
 	var dbs []*sqldb.DB
 	fail := func(err error) ([]string, []*sqldb.DB, error) {
@@ -116,6 +119,22 @@ func openDatabases(ctx context.Context, s *settings) ([]string, []*sqldb.DB, err
 				return fail(fmt.Errorf("postgres %s: %w", name, err))
 			}
 			names, dbs = append(names, name), append(dbs, db)
+		}
+		for i, name := range names {
+			var replicas []string
+			for _, entry := range s.postgresReplicas {
+				if rn, dsn, _ := strings.Cut(entry, "="); rn == name {
+					replicas = append(replicas, dsn)
+				}
+			}
+			if len(replicas) == 0 {
+				continue
+			}
+			err := dbs[i].AddReplicas(ctx, replicas, sqldb.PostgresOptions{MaxConns: s.postgresMaxConns},
+				sqldb.ReplicaOptions{MaxLag: s.replicaMaxLag, CheckInterval: s.replicaCheck}, logger.With("db", name))
+			if err != nil {
+				return fail(fmt.Errorf("postgres-replicas of %s: %w", name, err))
+			}
 		}
 		return names, dbs, nil
 	}
@@ -200,8 +219,12 @@ func describeDatabases(s *settings, names []string, m sqldb.ShardMap) string {
 	if len(s.postgres) > 0 {
 		engine = "PostgreSQL"
 	}
-	return fmt.Sprintf("%s, %d database(s) (%s), %d logical shards, shard map version %d",
-		engine, len(names), strings.Join(names, ", "), len(m.Shards), m.Version)
+	replicas := ""
+	if n := len(s.postgresReplicas); n > 0 {
+		replicas = fmt.Sprintf(", %d replica(s)", n)
+	}
+	return fmt.Sprintf("%s, %d database(s) (%s)%s, %d logical shards, shard map version %d",
+		engine, len(names), strings.Join(names, ", "), replicas, len(m.Shards), m.Version)
 }
 
 func (st *storage) close() error { return st.router.Close() }

@@ -40,7 +40,7 @@ func usersCommand(getenv func(string) string, stdin io.Reader, stdout, stderr io
 				return err
 			}
 			ctx := cmd.Context()
-			st, err := openStorage(ctx, &s)
+			st, err := openStorage(ctx, &s, nil)
 			if err != nil {
 				return err
 			}
