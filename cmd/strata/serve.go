@@ -187,12 +187,13 @@ func serveCmd(ctx context.Context, s *settings, stdout, stderr io.Writer) error 
 		}
 	}()
 
-	handler := httpx.Chain(mux, httpx.RequestID, httpx.AccessLog(logger), metrics.HTTPMiddleware, httpx.Recover)
+	chain := []func(http.Handler) http.Handler{httpx.RequestID, httpx.AccessLog(logger), metrics.HTTPMiddleware, httpx.Recover}
 	if len(s.postgresReplicas) > 0 {
 		// Clients read their own writes from replicas by sending back the
 		// Strata-Consistency token.
-		handler = httpx.Chain(handler, httpx.Consistency)
+		chain = append(chain, httpx.Consistency)
 	}
+	handler := httpx.Chain(mux, chain...)
 	srv := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
