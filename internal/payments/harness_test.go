@@ -91,6 +91,7 @@ type faultStore struct {
 	payments.Store
 	mu   sync.Mutex
 	once map[int]*atomic.Bool // shard -> fail its next transaction, then set
+	down map[int]bool         // shard -> fail every transaction
 }
 
 func (f *faultStore) Tx(ctx context.Context, shard int, fn func(payments.Tx) error) error {
@@ -101,7 +102,11 @@ func (f *faultStore) Tx(ctx context.Context, shard int, fn func(payments.Tx) err
 		f.mu.Lock()
 		fired := f.once[shard]
 		delete(f.once, shard)
+		down := f.down[shard]
 		f.mu.Unlock()
+		if down {
+			return errInjected
+		}
 		if fired != nil {
 			fired.Store(true)
 			return errInjected
@@ -113,6 +118,17 @@ func (f *faultStore) Tx(ctx context.Context, shard int, fn func(payments.Tx) err
 // Audit lets the service's reconciler read through the wrapper.
 func (f *faultStore) Audit(ctx context.Context, limit int) ([]payments.DatabaseReport, []payments.Violation, error) {
 	return f.Store.(payments.Auditor).Audit(ctx, limit)
+}
+
+// setShardDown makes every transaction on shard fail (down) or not.
+func (h *harness) setShardDown(shard int, down bool) {
+	f := h.faults
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.down == nil {
+		f.down = map[int]bool{}
+	}
+	f.down[shard] = down
 }
 
 // failShardOnce makes the next transaction on shard fail before it

@@ -268,3 +268,38 @@ func TestCrossDatabaseForcedRefundAndRetry(t *testing.T) {
 	// earnings are covered by the deficit recorded beside them.
 	cleanBut(t, h.verify(), payments.InvariantTopUpTransfer)
 }
+
+// The creator's database down for a while: every delivery of the credit
+// fails and is retried (the queue redelivers); the buyer keeps the item
+// meanwhile; once the database is back the credit applies exactly once.
+func TestCrossDatabaseCreditWaitsForTheCreatorsDatabase(t *testing.T) {
+	h, creator, buyer, item := crossSetup(t)
+	require.Equal(t, http.StatusCreated, h.do(buyer, "POST", "/v1/purchases", map[string]any{"item_id": item}).status)
+	var credit queue.Message
+	for _, m := range h.sagaEvents(nil) {
+		if m.Subject == payments.SubjectSagaCredit {
+			credit = m
+		}
+	}
+	require.NotEmpty(t, credit.ID)
+	w := payments.SagaWorker{Service: h.svc}
+	h.setShardDown(1, true)
+	for n := uint64(1); n <= 5; n++ {
+		credit.NumDelivered = n
+		require.Error(t, w.Handle(context.Background(), credit), "delivery %d: retried later", n)
+	}
+	require.Zero(t, h.balance(payments.KindEarnings, creator.id, "USD", 1))
+	ok, err := h.svc.Has(context.Background(), buyer.id, item)
+	require.NoError(t, err)
+	require.True(t, ok, "the buyer keeps the item while the credit waits")
+
+	h.setShardDown(1, false)
+	credit.NumDelivered = 6
+	require.NoError(t, w.Handle(context.Background(), credit))
+	require.NoError(t, w.Handle(context.Background(), credit), "a duplicate delivery")
+	h.runSaga(map[string]bool{credit.ID: true})
+	require.Equal(t, 100-payments.Fee(100, testFee), h.balance(payments.KindEarnings, creator.id, "USD", 1))
+	h.clock.Advance(2 * payments.SagaSettleBound)
+	rep := h.verify()
+	require.True(t, rep.Clean(), "violations: %+v", rep.Violations)
+}
