@@ -132,6 +132,33 @@ func callWith(t *testing.T, method, url string, body any, token string, header h
 	return resp.StatusCode, m, resp.Header
 }
 
+// publishItem has creator create an item priced amount USD, upload an
+// 8×8 PNG as its file, wait until the worker processed it and publish it;
+// it returns the item's id and the file.
+func publishItem(t *testing.T, in *instance, creator string, amount int) (string, []byte) {
+	t.Helper()
+	status, body := call(t, "POST", in.base+"/v1/items", map[string]any{"title": "Song", "price": map[string]any{"amount": amount, "currency": "USD"}}, creator)
+	require.Equal(t, http.StatusCreated, status, "%v", body)
+	itemID := body["id"].(string)
+	var png bytes.Buffer
+	require.NoError(t, pngpkg.Encode(&png, image.NewRGBA(image.Rect(0, 0, 8, 8))))
+	req, err := http.NewRequest("PUT", in.base+"/v1/items/"+itemID+"/file?filename=song.png", bytes.NewReader(png.Bytes()))
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+creator)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusAccepted, resp.StatusCode)
+	require.Eventually(t, func() bool {
+		_, body := call(t, "GET", in.base+"/v1/items/"+itemID, nil, creator)
+		asset, _ := body["asset"].(map[string]any)
+		return asset != nil && asset["status"] == "ready"
+	}, 15*time.Second, 20*time.Millisecond)
+	status, _ = call(t, "POST", in.base+"/v1/items/"+itemID+"/publish", nil, creator)
+	require.Equal(t, http.StatusOK, status)
+	return itemID, png.Bytes()
+}
+
 // TestREADMEWalkthrough follows the curl walkthrough of README.md against
 // the real binary's run(): signup, login, me, refresh, logout.
 func TestREADMEWalkthrough(t *testing.T) {
@@ -423,26 +450,9 @@ func TestBuyAndDownload(t *testing.T) {
 	creator, _ := signup("seller@example.com", "creator")
 	buyer, _ := signup("buyer@example.com", "buyer")
 
-	status, body := call(t, "POST", in.base+"/v1/items", map[string]any{"title": "Song", "price": map[string]any{"amount": 1500, "currency": "USD"}}, creator)
-	require.Equal(t, http.StatusCreated, status, "%v", body)
-	itemID := body["id"].(string)
-	var png bytes.Buffer
-	require.NoError(t, pngpkg.Encode(&png, image.NewRGBA(image.Rect(0, 0, 8, 8))))
-	file := png.Bytes()
-	req, err := http.NewRequest("PUT", in.base+"/v1/items/"+itemID+"/file?filename=song.png", bytes.NewReader(file))
-	require.NoError(t, err)
-	req.Header.Set("Authorization", "Bearer "+creator)
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	resp.Body.Close()
-	require.Equal(t, http.StatusAccepted, resp.StatusCode)
-	require.Eventually(t, func() bool {
-		_, body := call(t, "GET", in.base+"/v1/items/"+itemID, nil, creator)
-		asset, _ := body["asset"].(map[string]any)
-		return asset != nil && asset["status"] == "ready"
-	}, 15*time.Second, 20*time.Millisecond)
-	status, _ = call(t, "POST", in.base+"/v1/items/"+itemID+"/publish", nil, creator)
-	require.Equal(t, http.StatusOK, status)
+	itemID, file := publishItem(t, in, creator, 1500)
+	var status int
+	var body map[string]any
 
 	// Not bought yet: no download.
 	status, body = call(t, "GET", in.base+"/v1/items/"+itemID+"/download", nil, buyer)
@@ -494,10 +504,10 @@ func TestBuyAndDownload(t *testing.T) {
 	status, body = call(t, "POST", in.base+"/v1/purchases", map[string]any{"item_id": itemID}, buyer)
 	require.Equal(t, http.StatusConflict, status)
 	require.Equal(t, "already_purchased", body["code"])
-	req, err = http.NewRequest("GET", in.base+"/v1/items/"+itemID+"/download", nil)
+	req, err := http.NewRequest("GET", in.base+"/v1/items/"+itemID+"/download", nil)
 	require.NoError(t, err)
 	req.Header.Set("Authorization", "Bearer "+buyer)
-	resp, err = http.DefaultClient.Do(req)
+	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	got, err := io.ReadAll(resp.Body)
 	resp.Body.Close()

@@ -1,11 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"image"
-	pngpkg "image/png"
 	"io"
 	"net/http"
 	"os"
@@ -62,25 +59,7 @@ func TestShardedSQLiteCrossDatabasePurchase(t *testing.T) {
 	status, body := call(t, "POST", in.base+"/v1/auth/login", map[string]string{"email": "seller@example.com", "password": "correct horse battery staple"}, "")
 	require.Equal(t, http.StatusOK, status, "%v", body)
 
-	status, body = call(t, "POST", in.base+"/v1/items", map[string]any{"title": "Song", "price": map[string]any{"amount": 500, "currency": "USD"}}, creator)
-	require.Equal(t, http.StatusCreated, status, "%v", body)
-	itemID := body["id"].(string)
-	var png bytes.Buffer
-	require.NoError(t, pngpkg.Encode(&png, image.NewRGBA(image.Rect(0, 0, 8, 8))))
-	req, err := http.NewRequest("PUT", in.base+"/v1/items/"+itemID+"/file?filename=song.png", bytes.NewReader(png.Bytes()))
-	require.NoError(t, err)
-	req.Header.Set("Authorization", "Bearer "+creator)
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	resp.Body.Close()
-	require.Equal(t, http.StatusAccepted, resp.StatusCode)
-	require.Eventually(t, func() bool {
-		_, body := call(t, "GET", in.base+"/v1/items/"+itemID, nil, creator)
-		asset, _ := body["asset"].(map[string]any)
-		return asset != nil && asset["status"] == "ready"
-	}, 15*time.Second, 20*time.Millisecond)
-	status, _ = call(t, "POST", in.base+"/v1/items/"+itemID+"/publish", nil, creator)
-	require.Equal(t, http.StatusOK, status)
+	itemID, _ := publishItem(t, in, creator, 500)
 
 	status, body = call(t, "POST", in.base+"/v1/topups", map[string]any{"amount": map[string]any{"amount": 1000, "currency": "USD"},
 		"card": map[string]any{"number": "4242424242424242", "exp_month": 12, "exp_year": 2099, "cvc": "123"}}, buyer)
@@ -92,10 +71,10 @@ func TestShardedSQLiteCrossDatabasePurchase(t *testing.T) {
 
 	// The buyer downloads at once; the worker credits the creator soon after.
 	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	req, err = http.NewRequest("GET", in.base+"/v1/items/"+itemID+"/download", nil)
+	req, err := http.NewRequest("GET", in.base+"/v1/items/"+itemID+"/download", nil)
 	require.NoError(t, err)
 	req.Header.Set("Authorization", "Bearer "+buyer)
-	resp, err = noRedirect.Do(req)
+	resp, err := noRedirect.Do(req)
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, http.StatusFound, resp.StatusCode)

@@ -201,8 +201,12 @@ func recordPurchase(ctx context.Context, tx Tx, pur *Purchase, now time.Time) er
 	if err := tx.GrantEntitlement(ctx, pur.BuyerID, pur.ItemID, pur.ID, now); err != nil {
 		return err
 	}
-	return outboxJSON(ctx, tx, SubjectPurchaseCompleted, PurchaseEvent{PurchaseID: pur.ID, BuyerID: pur.BuyerID,
-		ItemID: pur.ItemID, CreatorID: pur.CreatorID, Price: pur.Price, Fee: pur.Fee})
+	return outboxJSON(ctx, tx, SubjectPurchaseCompleted, purchaseEventOf(pur))
+}
+
+// purchaseEventOf is the event payload describing p.
+func purchaseEventOf(p *Purchase) PurchaseEvent {
+	return PurchaseEvent{PurchaseID: p.ID, BuyerID: p.BuyerID, ItemID: p.ItemID, CreatorID: p.CreatorID, Price: p.Price, Fee: p.Fee}
 }
 
 // Wallet is what a user holds: spendable balances and, for creators,

@@ -153,8 +153,9 @@ func (s *Service) closeRefund(ctx context.Context, tx Tx, pur *Purchase, now tim
 		return err
 	}
 	pur.Status, pur.RefundedAt, pur.RefundReason = PurchaseRefunded, now, reason
-	return outboxJSON(ctx, tx, SubjectPurchaseRefunded, PurchaseEvent{PurchaseID: pur.ID, BuyerID: pur.BuyerID,
-		ItemID: pur.ItemID, CreatorID: pur.CreatorID, Price: pur.Price, Fee: pur.Fee, Reason: reason})
+	ev := purchaseEventOf(pur)
+	ev.Reason = reason
+	return outboxJSON(ctx, tx, SubjectPurchaseRefunded, ev)
 }
 
 // reverse posts a refund transfer undoing transfer orig entry by entry.

@@ -63,23 +63,17 @@ const SagaSettleBound = time.Hour
 // because its cross-database credit failed for good.
 const RefundCreditFailed = "credit_failed"
 
-// SagaEvent is the payload of the saga's events.
+// SagaEvent is the payload of the saga's events: the purchase, and for a
+// refund the deficit a forced one left (its Reason, when nobody asked for
+// it, is RefundCreditFailed).
 type SagaEvent struct {
-	PurchaseID strata.ID    `json:"purchase_id"`
-	BuyerID    strata.ID    `json:"buyer_id"`
-	ItemID     strata.ID    `json:"item_id"`
-	CreatorID  strata.ID    `json:"creator_id"`
-	Price      strata.Money `json:"price"`
-	Fee        int64        `json:"fee"`
+	PurchaseEvent
 	// Deficit is what a forced refund overdrew the earnings by.
 	Deficit int64 `json:"deficit,omitempty"`
-	// Reason is the refund's reason when nobody asked for it
-	// (RefundCreditFailed).
-	Reason string `json:"reason,omitempty"`
 }
 
 func sagaEventOf(p *Purchase) SagaEvent {
-	return SagaEvent{PurchaseID: p.ID, BuyerID: p.BuyerID, ItemID: p.ItemID, CreatorID: p.CreatorID, Price: p.Price, Fee: p.Fee}
+	return SagaEvent{PurchaseEvent: purchaseEventOf(p)}
 }
 
 // ReceiptState is the outcome of a cross-database credit.
