@@ -31,6 +31,11 @@
 //     /v1/purchases with a fresh Idempotency-Key; a success is a 201. With
 //     -items 0 the number of items is sized from the warm-up's rate. A buyer
 //     who runs out of items ends the timed phase for everyone (ran_out=1).
+//     Items go to the creators in turn and every purchase credits its
+//     creator's earnings (a row each), so buyers walking the items in step
+//     credit few creators at a time, whatever -creators says; -stagger
+//     starts buyer i at item i, so that with as many creators as clients
+//     concurrent purchases credit different creators.
 //
 // Each measurement prints one line on standard output:
 //
@@ -39,8 +44,9 @@
 // with errors broken down by HTTP status (err_402=3, err_net=1). Latency is
 // per request (or per transaction) from the client's side, failures
 // included. With -pid, server_cpu_us is that process's CPU time per success
-// (from /proc); driver_cpu_us is this process's own. Progress goes to
-// standard error.
+// (from /proc); with -db-pid, db_cpu_us is the CPU time per success of that
+// process and its children (PostgreSQL's postmaster and its backends);
+// driver_cpu_us is this process's own. Progress goes to standard error.
 package main
 
 import (
@@ -91,11 +97,13 @@ type config struct {
 	setupConc   int
 	signupConc  int
 	pid         int
+	dbPID       int
 	label       string
 	pprofURL    string
 	profileFile string
 	cpuProfile  string
 	prepared    bool
+	stagger     bool
 }
 
 func main() {
@@ -109,15 +117,17 @@ func main() {
 	flag.DurationVar(&c.warmup, "warmup", 2*time.Second, "untimed load before the timed phase")
 	flag.StringVar(&c.dir, "dir", "", "ceiling: where the fresh database goes (a new temporary folder inside it; default $TMPDIR)")
 	flag.IntVar(&c.accounts, "accounts", 1000, "ceiling: accounts seeded")
-	flag.IntVar(&c.creators, "creators", 2, "purchase: creators selling the items (1-4)")
+	flag.IntVar(&c.creators, "creators", 2, "purchase: creators selling the items, in turn (1-64)")
 	flag.IntVar(&c.items, "items", 0, "purchase: items to create, the warm-up's purchases included; 0 sizes them from the warm-up's rate")
 	flag.IntVar(&c.setupConc, "setup-concurrency", 16, "purchase: concurrent item pipelines during setup")
 	flag.IntVar(&c.signupConc, "signup-concurrency", 2, "concurrent signups during setup (each is one argon2id hash)")
 	flag.IntVar(&c.pid, "pid", 0, "the server's process id, to report its CPU time per operation")
+	flag.IntVar(&c.dbPID, "db-pid", 0, "a database server's process id (PostgreSQL's postmaster), to report the CPU time per operation of it and its children (db_cpu_us)")
 	flag.StringVar(&c.label, "label", "", "an extra word appended to the RESULT line (like round=1)")
 	flag.StringVar(&c.pprofURL, "pprof", "", "strata's pprof base URL (http://HOST:PORT); with -profile, a CPU profile of the timed phase")
 	flag.StringVar(&c.profileFile, "profile", "", "where to write the CPU profile taken through -pprof")
 	flag.BoolVar(&noKeys, "no-keys", false, "topup, purchase: send no Idempotency-Key on the measured requests (to measure what the keys cost)")
+	flag.BoolVar(&c.stagger, "stagger", false, "purchase: buyer i starts at item i instead of 0, so buyers do not walk the items (and their creators) in step")
 	flag.BoolVar(&c.prepared, "prepared", false, "ceiling: prepare the three statements once (Strata's stores do not; reported as mode=ceiling-prepared)")
 	flag.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of paybench itself (the ceiling's SQLite work) to this file")
 	flag.Parse()
@@ -147,8 +157,8 @@ func main() {
 			log.Fatal("-url is required for -mode " + c.mode)
 		}
 		c.url = strings.TrimRight(c.url, "/")
-		if c.creators < 1 || c.creators > 4 {
-			log.Fatal("-creators must be between 1 and 4")
+		if c.creators < 1 || c.creators > 64 {
+			log.Fatal("-creators must be between 1 and 64")
 		}
 		err = runHTTP(ctx, c)
 	default:
@@ -190,6 +200,7 @@ type result struct {
 	lat           []time.Duration
 	errors        map[string]int
 	serverCPU     time.Duration // -1 when unknown
+	dbCPU         time.Duration // -1 when unknown
 	driverCPU     time.Duration
 	firstErrorMsg string
 }
@@ -236,6 +247,9 @@ func (r result) print(c config) {
 	if r.ok > 0 {
 		if r.serverCPU >= 0 {
 			fmt.Fprintf(&b, " server_cpu_us=%.1f", float64(r.serverCPU.Microseconds())/float64(r.ok))
+		}
+		if r.dbCPU >= 0 {
+			fmt.Fprintf(&b, " db_cpu_us=%.1f", float64(r.dbCPU.Microseconds())/float64(r.ok))
 		}
 		fmt.Fprintf(&b, " driver_cpu_us=%.1f", float64(r.driverCPU.Microseconds())/float64(r.ok))
 	}
@@ -286,6 +300,54 @@ func procCPU(pid int) time.Duration {
 		return -1
 	}
 	return time.Duration(utime+stime) * 10 * time.Millisecond
+}
+
+// procTreeCPU is the CPU time of process pid and of all its children, the
+// live ones and those it has reaped (PostgreSQL's postmaster forks a
+// backend per connection), or -1: the process's own time and its
+// cumulative children's time from its /proc/PID/stat, plus the time of
+// its live children.
+func procTreeCPU(pid int) time.Duration {
+	f := procStat(pid)
+	if len(f) < 15 {
+		return -1
+	}
+	total := ticks(f[11:15]) // utime, stime, cutime, cstime
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		child, err := strconv.Atoi(d.Name())
+		if err != nil || child == pid {
+			continue
+		}
+		if cf := procStat(child); len(cf) >= 13 && cf[1] == strconv.Itoa(pid) {
+			total += ticks(cf[11:13]) // a child reaped between the two reads is missed
+		}
+	}
+	return time.Duration(total) * 10 * time.Millisecond
+}
+
+// procStat is the fields of /proc/PID/stat after the command name (the
+// state first), or nil.
+func procStat(pid int) []string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return nil
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return nil
+	}
+	return strings.Fields(s[i+1:])
+}
+
+func ticks(fields []string) int64 {
+	var n int64
+	for _, f := range fields {
+		v, _ := strconv.ParseInt(f, 10, 64)
+		n += v
+	}
+	return n
 }
 
 // op does one operation for client i and answers how long it took and,
@@ -374,16 +436,19 @@ func timed(ctx context.Context, c config, mode string, warmup bool, work op) res
 		log.Printf("%s warm-up: %d in %.2fs (%.0f/s), errors %v", mode, ok, el.Seconds(), float64(ok)/el.Seconds(), errs)
 	}
 	var firstErr atomic.Value
-	s0, d0 := procCPU(c.pid), selfCPU()
+	s0, db0, d0 := procCPU(c.pid), procTreeCPU(c.dbPID), selfCPU()
 	wait := profile(c, c.duration)
 	recs, elapsed, ranOut := phase(ctx, c, c.duration, work, &firstErr)
-	s1, d1 := procCPU(c.pid), selfCPU()
+	s1, db1, d1 := procCPU(c.pid), procTreeCPU(c.dbPID), selfCPU()
 	wait()
 	ok, lat, errs := merge(recs)
 	r := result{mode: mode, clients: c.clients, elapsed: elapsed, ok: ok, lat: lat, errors: errs,
-		serverCPU: -1, driverCPU: d1 - d0}
+		serverCPU: -1, dbCPU: -1, driverCPU: d1 - d0}
 	if s0 >= 0 && s1 >= 0 {
 		r.serverCPU = s1 - s0
+	}
+	if db0 >= 0 && db1 >= 0 {
+		r.dbCPU = db1 - db0
 	}
 	if ranOut {
 		r.extra = "ran_out=1"
@@ -833,6 +898,9 @@ func runPurchases(ctx context.Context, c config, run string, buyers []*client) (
 	if first <= 0 {
 		// Enough for the warm-up at up to ~5,000 purchases/s.
 		first = max(64, int(5000*c.warmup.Seconds())/c.clients+16)
+		if c.stagger {
+			first += len(buyers) // the last buyer starts that far in
+		}
 	}
 	t1 := time.Now()
 	ids, err := makeItems(ctx, c, creators, file, first, 0)
@@ -844,6 +912,11 @@ func runPurchases(ctx context.Context, c config, run string, buyers []*client) (
 		len(creators), len(buyers), len(ids), time.Since(t1).Seconds(), float64(len(ids))/time.Since(t1).Seconds(), time.Since(t0).Seconds())
 
 	next := make([]int, len(buyers)) // each buyer's next item
+	if c.stagger {
+		for i := range next {
+			next[i] = i
+		}
+	}
 	var seq atomic.Int64
 	buy := func(ctx context.Context, i int) (time.Duration, string, string, bool) {
 		item, ok := cat.get(next[i])

@@ -364,10 +364,16 @@ type SagaWorker struct {
 // compensated.
 const SagaMaxDeliver = 64
 
+// SagaConcurrency is how many saga steps one worker runs at once.
+const SagaConcurrency = 16
+
 // ConsumerConfig is the durable consumer the worker runs.
 func (SagaWorker) ConsumerConfig() queue.ConsumerConfig {
+	// Steps are independent transactions, idempotent and safe to run
+	// concurrently (receipts and unique reversals decide races): one at a
+	// time, credits fell seconds behind purchases under load.
 	return queue.ConsumerConfig{Stream: Stream, Durable: "payments-saga", FilterSubjects: []string{SubjectSagaCredit, SubjectSagaRefund, SubjectSagaCredited},
-		MaxDeliver: SagaMaxDeliver, BackoffBase: time.Second, BackoffMax: time.Minute}
+		MaxDeliver: SagaMaxDeliver, BackoffBase: time.Second, BackoffMax: time.Minute, Concurrency: SagaConcurrency}
 }
 
 // Handle runs one step of a saga.
