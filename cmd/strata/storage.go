@@ -181,7 +181,7 @@ func openShardMap(ctx context.Context, s *settings, names []string, dbs []*sqldb
 					"list the deployment's first database first", names[i+1], names[0])
 			}
 		}
-		legacy, err := hasTable(ctx, meta, "goose_auth")
+		legacy, err := sqldb.HasTable(ctx, meta, "goose_auth") // a deployment from before shard maps
 		if err != nil {
 			return sqldb.ShardMap{}, fmt.Errorf("shard map: %w", err)
 		}
@@ -197,20 +197,6 @@ func openShardMap(ctx context.Context, s *settings, names []string, dbs []*sqldb
 		return sqldb.ShardMap{}, fmt.Errorf("shards: this deployment was created with %d logical shards; it cannot run with %d", len(m.Shards), s.shards)
 	}
 	return m, nil
-}
-
-// hasTable reports whether db has the table: a deployment from before
-// shard maps has its modules' goose tables.
-func hasTable(ctx context.Context, db *sqldb.DB, table string) (bool, error) {
-	q := "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = $1"
-	if db.Dialect() == sqldb.Postgres {
-		q = "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = $1"
-	}
-	var n int
-	if err := db.Primary().QueryRowContext(ctx, q, table).Scan(&n); err != nil {
-		return false, err
-	}
-	return n > 0, nil
 }
 
 // describeDatabases says where the data lives, for the start-up banner.

@@ -3,6 +3,7 @@ package payments_test
 import (
 	"context"
 	"encoding/json"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -85,14 +86,22 @@ func newHarness(t testing.TB, files int) *harness {
 	return h
 }
 
-// faultStore fails chosen transactions after their work ran and before
-// they commit, as a database failing mid-transaction would.
+// faultStore fails transactions after their work ran and before they
+// commit, as a database failing mid-transaction would: the transaction
+// rolls back and the caller sees errInjected (unavailable). It fails a
+// fraction rate of them at random (with rnd), and those of a shard that is
+// down or set to fail once.
 type faultStore struct {
 	payments.Store
-	mu   sync.Mutex
-	once map[int]*atomic.Bool // shard -> fail its next transaction, then set
-	down map[int]bool         // shard -> fail every transaction
+	rate   float64
+	rnd    *rand.Rand
+	failed atomic.Int64 // transactions failed at random
+	mu     sync.Mutex
+	once   map[int]*atomic.Bool // shard -> fail its next transaction, then set
+	down   map[int]bool         // shard -> fail every transaction
 }
+
+var errInjected = &strata.Error{Code: strata.CodeUnavailable, Reason: "database_unavailable", Message: "injected failure"}
 
 func (f *faultStore) Tx(ctx context.Context, shard int, fn func(payments.Tx) error) error {
 	return f.Store.Tx(ctx, shard, func(tx payments.Tx) error {
@@ -103,12 +112,16 @@ func (f *faultStore) Tx(ctx context.Context, shard int, fn func(payments.Tx) err
 		fired := f.once[shard]
 		delete(f.once, shard)
 		down := f.down[shard]
+		random := f.rate > 0 && f.rnd.Float64() < f.rate
 		f.mu.Unlock()
-		if down {
+		switch {
+		case down:
 			return errInjected
-		}
-		if fired != nil {
+		case fired != nil:
 			fired.Store(true)
+			return errInjected
+		case random:
+			f.failed.Add(1)
 			return errInjected
 		}
 		return nil

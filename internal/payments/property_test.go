@@ -24,35 +24,6 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// flakyStore fails a fraction of transactions after their work ran and
-// before they commit, as a database error mid-transaction would: the
-// transaction rolls back and the caller sees an error.
-type flakyStore struct {
-	payments.Store
-	rate   float64
-	failed atomic.Int64
-	mu     sync.Mutex
-	rnd    *rand.Rand
-}
-
-var errInjected = &strata.Error{Code: strata.CodeUnavailable, Reason: "database_unavailable", Message: "injected failure"}
-
-func (f *flakyStore) Tx(ctx context.Context, shard int, fn func(payments.Tx) error) error {
-	return f.Store.Tx(ctx, shard, func(tx payments.Tx) error {
-		if err := fn(tx); err != nil {
-			return err
-		}
-		f.mu.Lock()
-		fail := f.rnd.Float64() < f.rate
-		f.mu.Unlock()
-		if fail {
-			f.failed.Add(1)
-			return errInjected
-		}
-		return nil
-	})
-}
-
 // TestLedgerProperty runs thousands of random concurrent top-ups,
 // purchases and refunds through the HTTP routes with the Idempotency-Key
 // middleware, while clients retry (the same key, as after a lost
@@ -63,7 +34,7 @@ func TestLedgerProperty(t *testing.T) {
 	h := newHarness(t, 1)
 	ctx := context.Background()
 	require.NoError(t, idempotency.Migrate(ctx, h.router))
-	flaky := &flakyStore{Store: paymentssql.New(h.router, h.clock), rate: 0.05, rnd: rand.New(rand.NewPCG(1, 2))}
+	flaky := &faultStore{Store: paymentssql.New(h.router, h.clock), rate: 0.05, rnd: rand.New(rand.NewPCG(1, 2))}
 	var netMu sync.Mutex
 	netRnd := rand.New(rand.NewPCG(3, 4))
 	cards, err := provider.NewTestProvider(provider.TestConfig{FailFunc: func(op string) error {

@@ -55,8 +55,8 @@ func TestSagaProperty(t *testing.T) {
 	w := newSagaWorld(t, h)
 
 	outbox := newSignal()
-	service := func(rate float64, seed uint64) (*payments.Service, *flakyStore) {
-		store := &flakyStore{Store: paymentssql.New(h.router, h.clock), rate: rate, rnd: rand.New(rand.NewPCG(seed, 7))}
+	service := func(rate float64, seed uint64) (*payments.Service, *faultStore) {
+		store := &faultStore{Store: paymentssql.New(h.router, h.clock), rate: rate, rnd: rand.New(rand.NewPCG(seed, 7))}
 		return payments.NewService(payments.Deps{Store: store, Catalog: h.catalog, Clock: h.clock, NotifyOutbox: outbox.fire,
 			Config: payments.Config{FeeBasisPoints: testFee, TopUpMax: 1_000_000}}), store
 	}

@@ -112,15 +112,26 @@ func OpenShardMap(ctx context.Context, meta *DB, initial ShardMap, now time.Time
 // HasShardMap reports whether db holds a shard map: a database that does
 // must not become part of another deployment.
 func HasShardMap(ctx context.Context, db *DB) (bool, error) {
+	if ok, err := HasTable(ctx, db, "strata_shard_map_meta"); err != nil || !ok {
+		return false, err
+	}
 	var n int
-	err := db.Primary().QueryRowContext(ctx, "SELECT count(*) FROM strata_shard_map_meta").Scan(&n)
-	if err != nil {
-		// No table: no map. Both dialects report a missing table as a
-		// plain error; telling it from an outage needs a second query.
-		if perr := db.Ping(ctx); perr != nil {
-			return false, perr
-		}
-		return false, nil
+	if err := db.Primary().QueryRowContext(ctx, "SELECT count(*) FROM strata_shard_map_meta").Scan(&n); err != nil {
+		return false, fmt.Errorf("read shard map: %w", Translate(err))
+	}
+	return n > 0, nil
+}
+
+// HasTable reports whether db has the table (in the current schema on
+// PostgreSQL).
+func HasTable(ctx context.Context, db *DB, table string) (bool, error) {
+	q := "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = $1"
+	if db.Dialect() == Postgres {
+		q = "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = $1"
+	}
+	var n int
+	if err := db.Primary().QueryRowContext(ctx, q, table).Scan(&n); err != nil {
+		return false, fmt.Errorf("look for table %s: %w", table, Translate(err))
 	}
 	return n > 0, nil
 }

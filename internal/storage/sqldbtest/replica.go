@@ -1,9 +1,7 @@
 package sqldbtest
 
 import (
-	"context"
 	"database/sql"
-	"errors"
 	"strconv"
 	"testing"
 	"time"
@@ -103,7 +101,7 @@ func (p *PostgresPair) WaitReplayed(t testing.TB) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the replica did not replay %s within 30s: %v", head, errors.Join(err, context.DeadlineExceeded))
+			t.Fatalf("the replica did not replay %s within 30s (last error: %v)", head, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
