@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stratadev/strata/internal/httpx"
 	"github.com/stratadev/strata/internal/observability"
 	"github.com/stratadev/strata/internal/payments/webhook"
 	"github.com/stratadev/strata/internal/storage/sqldbtest"
@@ -56,9 +57,9 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	discard := slog.New(slog.NewTextHandler(io.Discard, nil))
 	contentSvc, err := st.contentService(cfg.content, cfg.delivery, nil, content.NoEntitlements{}, discard, nil)
 	require.NoError(t, err)
-	paymentsSvc, err := st.paymentsService(cfg.payments, cfg.cardNetwork, contentSvc, discard, nil)
+	paymentsSvc, err := st.paymentsService(cfg.payments, cfg.cardNetwork, contentCatalog{contentSvc}, discard, nil)
 	require.NoError(t, err)
-	served := newMux(all, observability.NewProbes(), observability.NewMetrics(), svc, contentSvc, paymentsSvc, webhook.NewService(webhook.Deps{Router: st.router}), nil, false).Patterns()
+	served := newMux(all, observability.NewProbes(), observability.NewMetrics(), svc, contentSvc, paymentsSvc, webhook.NewService(webhook.Deps{Router: st.router}), nil, httpx.RequireInternal("token"), false).Patterns()
 
 	slices.Sort(documented)
 	slices.Sort(served)

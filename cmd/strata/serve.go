@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,6 +20,8 @@ import (
 	"github.com/stratadev/strata/internal/auth"
 	"github.com/stratadev/strata/internal/content"
 	"github.com/stratadev/strata/internal/content/contentsql"
+	"github.com/stratadev/strata/internal/discovery"
+	"github.com/stratadev/strata/internal/gateway"
 	"github.com/stratadev/strata/internal/httpx"
 	"github.com/stratadev/strata/internal/idempotency"
 	"github.com/stratadev/strata/internal/mail"
@@ -49,6 +50,9 @@ func serveCmd(ctx context.Context, s *settings, stdout, stderr io.Writer) error 
 		return err
 	}
 	roles := s.roleSet()
+	if roles[roleGateway] {
+		return serveGateway(ctx, s, logger, stdout)
+	}
 	clock := strata.SystemClock{}
 
 	st, err := openStorage(ctx, s, logger)
@@ -110,9 +114,9 @@ func serveCmd(ctx context.Context, s *settings, stdout, stderr io.Writer) error 
 			return fmt.Errorf("start auth: %w", err)
 		}
 		goBG("auth maintenance", func(ctx context.Context) error { authSvc.Run(ctx); return nil })
-	case roles["content"]:
-		// Content only verifies tokens: it keeps the key ring current and
-		// leaves rotation to the auth instances.
+	case roles["content"], roles["payments"]:
+		// Content and payments only verify tokens: they keep the key ring
+		// current and leave rotation to the auth instances.
 		if err := authSvc.Ring().Refresh(ctx); err != nil {
 			return fmt.Errorf("load signing keys: %w", err)
 		}
@@ -124,18 +128,38 @@ func serveCmd(ctx context.Context, s *settings, stdout, stderr io.Writer) error 
 	}
 	defer blobs.Close()
 	probes.AddReadinessCheck("blobs", blobs.Ping)
+	// A module whose peer runs in other instances reaches it through
+	// their internal API, balanced like the gateway balances.
+	token := internalToken(st.masterKey)
+	catalogRemote := roles["payments"] && !roles["content"] && hasPeers(s, "content")
+	entsRemote := roles["content"] && !roles["payments"] && hasPeers(s, "payments")
+	var peers *gateway.Gateway
+	if catalogRemote || entsRemote {
+		peers = gateway.New(gateway.Deps{Config: s.gateway, Metrics: gateway.NewMetrics(metrics.Registry()), Logger: logger})
+		defer peers.Close()
+		sources := discoverySources(s, q.client.Conn(), logger)
+		goBG("peer discovery", func(ctx context.Context) error { return peers.Watch(ctx, sources...) })
+	}
 	var paymentsSvc *payments.Service
-	contentSvc, err := st.contentService(s.content, s.delivery, blobs, entitlementsOf{&paymentsSvc}, logger, notify)
+	var ents content.Entitlements = entitlementsOf{&paymentsSvc}
+	if entsRemote {
+		ents = remoteEntitlements{peerClient{peers, "payments", token}}
+	}
+	contentSvc, err := st.contentService(s.content, s.delivery, blobs, ents, logger, notify)
 	if err != nil {
 		return err
 	}
-	if paymentsSvc, err = st.paymentsService(s.payments, s.cardNetwork, contentSvc, logger, notify); err != nil {
+	var catalog payments.Catalog = contentCatalog{contentSvc}
+	if catalogRemote {
+		catalog = remoteCatalog{peerClient{peers, "content", token}}
+	}
+	if paymentsSvc, err = st.paymentsService(s.payments, s.cardNetwork, catalog, logger, notify); err != nil {
 		return err
 	}
 	logger.Warn("payments use the built-in test card network: no real money moves")
 	keys := idempotency.NewStore(st.router, clock)
 	hooks := webhook.NewService(webhook.Deps{Router: st.router, Sealer: sealer, Clock: clock, Logger: logger, Config: s.webhooks})
-	mux := newMux(roles, probes, metrics, authSvc, contentSvc, paymentsSvc, hooks, idempotency.Middleware(keys, idempotencyConfig(s.idempotency, st.masterKey)), s.trustProxy)
+	mux := newMux(roles, probes, metrics, authSvc, contentSvc, paymentsSvc, hooks, idempotency.Middleware(keys, idempotencyConfig(s.idempotency, st.masterKey)), httpx.RequireInternal(token), s.trustProxy)
 
 	var consumers []*queue.Consumer
 	if roles["worker"] {
@@ -193,65 +217,35 @@ func serveCmd(ctx context.Context, s *settings, stdout, stderr io.Writer) error 
 		// Strata-Consistency token.
 		chain = append(chain, httpx.Consistency)
 	}
-	handler := httpx.Chain(mux, chain...)
-	srv := &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       time.Minute,
-		WriteTimeout:      time.Minute,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-	}
-	ln, err := net.Listen("tcp", s.httpAddr)
+	hs, err := startHTTP(s, httpx.Chain(mux, chain...), logger, stdout)
 	if err != nil {
-		return fmt.Errorf("http-addr: %w", err)
+		return err
 	}
-	serveErr := make(chan error, 2)
-	go func() { serveErr <- srv.Serve(ln) }()
-
-	var debugSrv *http.Server
-	if s.debugAddr != "" {
-		dln, err := net.Listen("tcp", s.debugAddr)
-		if err != nil {
-			srv.Close()
-			return fmt.Errorf("debug-addr: %w", err)
-		}
-		debugSrv = &http.Server{Handler: observability.DebugHandler(), ReadHeaderTimeout: 10 * time.Second}
-		go func() { serveErr <- debugSrv.Serve(dln) }()
-		fmt.Fprintf(stdout, "strata: pprof on http://%s/debug/pprof/\n", dln.Addr())
-	}
-
 	absData, _ := filepath.Abs(s.dataDir)
 	fmt.Fprintf(stdout, "strata %s: roles %s\n", version, strings.Join(sortedRoles(roles), ","))
-	fmt.Fprintf(stdout, "strata: listening on %s\n", displayURL(ln.Addr()))
+	fmt.Fprintf(stdout, "strata: listening on %s\n", displayURL(hs.ln.Addr()))
 	fmt.Fprintf(stdout, "strata: data in %s; databases: %s\n", absData, st.describe)
 	fmt.Fprintf(stdout, "strata: queue %s\n", q.describe)
-	logger.Info("strata started", "http_addr", ln.Addr().String(), "data_dir", absData, "roles", sortedRoles(roles))
-
-	select {
-	case <-ctx.Done():
-	case err := <-serveErr:
-		if !errors.Is(err, http.ErrServerClosed) {
-			logger.Error("http server failed", "error", err)
-		}
+	logger.Info("strata started", "http_addr", hs.ln.Addr().String(), "data_dir", absData, "roles", sortedRoles(roles))
+	// Announced once serving; the leave goes out before draining, so that
+	// gateways stop sending requests before the listener closes.
+	announceCtx, stopAnnounce := context.WithCancel(bg)
+	defer stopAnnounce()
+	var announced sync.WaitGroup
+	if s.announceURL != "" && (s.natsURL != "" || s.natsListen != "") {
+		a := &discovery.Announcer{Conn: q.client.Conn(), Logger: logger,
+			Instance: discovery.Instance{URL: strings.TrimSuffix(s.announceURL, "/"), Roles: sortedRoles(roles)}}
+		announced.Go(func() {
+			if err := a.Run(announceCtx); err != nil {
+				logger.Error("discovery: cannot announce this instance", "error", err)
+			}
+		})
 	}
 
-	logger.Info("shutting down", "grace", s.shutdownGrace.String())
-	probes.SetDraining()
-	if s.shutdownDelay > 0 {
-		time.Sleep(s.shutdownDelay) // let load balancers see /readyz fail
-	}
-	var errs []error
-	httpGrace, cancel := context.WithTimeout(context.Background(), s.shutdownGrace)
-	defer cancel()
-	if err := srv.Shutdown(httpGrace); err != nil {
-		errs = append(errs, fmt.Errorf("drain http: %w", err))
-		srv.Close()
-	}
-	if debugSrv != nil {
-		debugSrv.Close()
-	}
+	hs.wait(ctx, logger)
+	stopAnnounce()
+	announced.Wait()
+	errs := []error{hs.drain(s, probes, logger)}
 	// Consumers get a grace period of their own: a slow HTTP drain must
 	// not leave them no time to finish and ack.
 	jobGrace, cancel := context.WithTimeout(context.Background(), s.shutdownGrace)
@@ -270,7 +264,7 @@ func serveCmd(ctx context.Context, s *settings, stdout, stderr io.Writer) error 
 // newMux mounts the probes, the metrics and the routes of every module
 // whose role this instance runs.
 func newMux(roles map[string]bool, probes *observability.Probes, metrics *observability.Metrics, authSvc *auth.Service,
-	contentSvc *content.Service, paymentsSvc *payments.Service, hooks *webhook.Service, idempotent func(http.Handler) http.Handler, trustProxy bool) *httpx.Mux {
+	contentSvc *content.Service, paymentsSvc *payments.Service, hooks *webhook.Service, idempotent, internal func(http.Handler) http.Handler, trustProxy bool) *httpx.Mux {
 	mux := httpx.NewMux()
 	mux.Wrap(metrics.InFlight)
 	mux.Handle("GET /healthz", probes.HealthzHandler())
@@ -281,10 +275,12 @@ func newMux(roles map[string]bool, probes *observability.Probes, metrics *observ
 	}
 	if roles["content"] {
 		content.Routes(mux, contentSvc, authSvc.Verifier(), idempotent)
+		content.InternalRoutes(mux, contentSvc, internal)
 	}
 	if roles["payments"] {
 		payments.Routes(mux, paymentsSvc, authSvc.Verifier(), idempotent)
 		webhook.Routes(mux, hooks, authSvc.Verifier(), idempotent)
+		payments.InternalRoutes(mux, paymentsSvc, internal)
 	}
 	return mux
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net"
+	"net/url"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/stratadev/strata/internal/auth"
 	"github.com/stratadev/strata/internal/auth/password"
 	"github.com/stratadev/strata/internal/content"
+	"github.com/stratadev/strata/internal/gateway"
 	"github.com/stratadev/strata/internal/idempotency"
 	"github.com/stratadev/strata/internal/mail"
 	"github.com/stratadev/strata/internal/observability"
@@ -62,6 +64,11 @@ type settings struct {
 	cardNetwork       provider.TestConfig
 	idempotency       idempotency.Config
 	blob              blob.Config
+	gateway           gateway.Config
+	upstreams         map[string]*[]string // by pool: http://host:port or dns://name:port
+	discovery         string
+	discoveryRefresh  time.Duration
+	announceURL       string
 }
 
 func (s *settings) registerFlags(fs *pflag.FlagSet) {
@@ -69,7 +76,7 @@ func (s *settings) registerFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&s.dataDir, "data-dir", "./strata-data", "where the embedded databases, the NATS store and the generated master key live")
 	fs.StringVar(&s.httpAddr, "http-addr", ":8080", "the address of the HTTP API")
 	fs.StringVar(&s.debugAddr, "debug-addr", "", "the address of the pprof debug listener; empty disables it (bind it to loopback)")
-	fs.StringSliceVar(&s.roles, "roles", []string{"all"}, "the roles this instance runs: all, or any of auth, content, payments, worker")
+	fs.StringSliceVar(&s.roles, "roles", []string{"all"}, "the roles this instance runs: all (auth, content, payments and worker in one process), any of them, or gateway (alone)")
 	fs.StringVar(&s.logFormat, "log-format", "json", "log format: json or text")
 	fs.StringVar(&s.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.DurationVar(&s.logFlush, "log-flush-interval", 200*time.Millisecond, "serve buffers log lines and writes them out this often (and on exit); 0 writes each line at once")
@@ -91,6 +98,14 @@ func (s *settings) registerFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&s.smtpURL, "smtp-url", "", "smtp://user:password@host:587 to send mail; empty writes mail to the log")
 	fs.StringVar(&s.mailFrom, "mail-from", "Strata <no-reply@localhost>", "the From address of mail")
 	fs.BoolVar(&s.trustProxy, "trust-proxy-headers", false, "take the client address from X-Forwarded-For (only behind a trusted proxy)")
+	s.upstreams = map[string]*[]string{}
+	for _, pool := range gateway.Pools {
+		s.upstreams[pool] = fs.StringSlice("upstream-"+pool, nil, "the "+pool+" instances the gateway (and other modules' instances) send "+pool+" requests to: http://host:port, or dns://name:port for every address of a DNS name (a Kubernetes headless service), re-resolved every --discovery-refresh")
+	}
+	fs.StringVar(&s.discovery, "discovery", "static", "how instances are found besides the --upstream-* lists: static (only those) or nats (also instances announcing themselves on --nats-url)")
+	fs.DurationVar(&s.discoveryRefresh, "discovery-refresh", 5*time.Second, "how often dns:// upstreams are resolved again")
+	fs.StringVar(&s.announceURL, "announce-url", "", "the URL at which other instances reach this one (http://host:port); with --nats-url set, the instance announces itself and its roles on NATS for gateways using --discovery=nats")
+	s.gateway.RegisterFlags(fs)
 	s.auth.RegisterFlags(fs)
 	s.content.RegisterFlags(fs)
 	s.delivery.RegisterFlags(fs)
@@ -102,8 +117,12 @@ func (s *settings) registerFlags(fs *pflag.FlagSet) {
 	s.blob.RegisterFlags(fs)
 }
 
-// knownRoles are the roles this build can run.
+// knownRoles are the roles this build can run; all is every one of them
+// but the gateway.
 var knownRoles = []string{"auth", "content", "payments", "worker"}
+
+// roleGateway is the front door of a split deployment; it runs alone.
+const roleGateway = "gateway"
 
 // roleSet expands --roles.
 func (s *settings) roleSet() map[string]bool {
@@ -127,9 +146,36 @@ func (s *settings) validate() error {
 	}
 	for _, r := range s.roles {
 		r = strings.TrimSpace(r)
-		if r != "all" && !slices.Contains(knownRoles, r) {
-			return fmt.Errorf("roles: unknown role %q (known: all, %s)", r, strings.Join(knownRoles, ", "))
+		if r != "all" && r != roleGateway && !slices.Contains(knownRoles, r) {
+			return fmt.Errorf("roles: unknown role %q (known: all, gateway, %s)", r, strings.Join(knownRoles, ", "))
 		}
+		if r == roleGateway && len(s.roles) > 1 {
+			return fmt.Errorf("roles: gateway runs alone, in an instance of its own, in front of the module instances")
+		}
+	}
+	for pool, list := range s.upstreams {
+		for _, u := range *list {
+			if err := validUpstream(u); err != nil {
+				return fmt.Errorf("upstream-%s: %w", pool, err)
+			}
+		}
+	}
+	if s.discovery != "static" && s.discovery != "nats" {
+		return fmt.Errorf("discovery: must be static or nats, got %q", s.discovery)
+	}
+	if s.discovery == "nats" && s.natsURL == "" {
+		return fmt.Errorf("discovery: nats needs --nats-url")
+	}
+	if s.discoveryRefresh < 100*time.Millisecond {
+		return fmt.Errorf("discovery-refresh: must be at least 100ms, got %s", s.discoveryRefresh)
+	}
+	if s.announceURL != "" {
+		if err := validUpstream(s.announceURL); err != nil || strings.HasPrefix(s.announceURL, "dns://") {
+			return fmt.Errorf("announce-url: must be http://host:port, got %q", s.announceURL)
+		}
+	}
+	if err := s.gateway.Validate(); err != nil {
+		return err
 	}
 	if s.dataDir == "" {
 		return fmt.Errorf("data-dir: must not be empty")
@@ -249,6 +295,25 @@ func (s *settings) argon2Params() password.Params {
 	p := password.DefaultParams()
 	p.Memory, p.Time, p.Threads = s.auth.Argon2Memory, s.auth.Argon2Time, s.auth.Argon2Threads
 	return p
+}
+
+// validUpstream checks one --upstream-* entry: http(s)://host:port, or
+// dns://name:port.
+func validUpstream(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || u.Path != "" && u.Path != "/" || u.RawQuery != "" || u.User != nil {
+		return fmt.Errorf("%q is not scheme://host:port", raw)
+	}
+	switch u.Scheme {
+	case "http", "https":
+	case "dns":
+		if u.Port() == "" {
+			return fmt.Errorf("%q: dns:// needs a port", raw)
+		}
+	default:
+		return fmt.Errorf("%q: the scheme must be http, https or dns", raw)
+	}
+	return nil
 }
 
 // validDBName reports whether name may name a database in the shard map.

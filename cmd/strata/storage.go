@@ -308,14 +308,14 @@ func writeNew(path string, b []byte) error {
 
 // paymentsService builds the payments module on this storage, pricing
 // items through content.
-func (st *storage) paymentsService(cfg payments.Config, network provider.TestConfig, catalog *content.Service, logger *slog.Logger, notify func()) (*payments.Service, error) {
+func (st *storage) paymentsService(cfg payments.Config, network provider.TestConfig, catalog payments.Catalog, logger *slog.Logger, notify func()) (*payments.Service, error) {
 	clock := strata.SystemClock{}
 	// The only provider so far is the built-in test card network.
 	cards, err := provider.NewTestProvider(network, clock)
 	if err != nil {
 		return nil, err
 	}
-	return payments.NewService(payments.Deps{Store: paymentssql.New(st.router, clock), Catalog: contentCatalog{catalog},
+	return payments.NewService(payments.Deps{Store: paymentssql.New(st.router, clock), Catalog: catalog,
 		Provider: cards, Clock: clock, Logger: logger, NotifyOutbox: notify, Config: cfg}), nil
 }
 
@@ -331,12 +331,8 @@ func (e entitlementsOf) Has(ctx context.Context, user, item strata.ID) (bool, er
 type contentCatalog struct{ svc *content.Service }
 
 func (c contentCatalog) Item(ctx context.Context, id strata.ID) (payments.CatalogItem, error) {
-	it, err := c.svc.Lookup(ctx, id)
-	if err != nil {
-		return payments.CatalogItem{}, err
-	}
-	return payments.CatalogItem{ID: it.ID, CreatorID: it.CreatorID, Price: it.Price,
-		Buyable: it.Status == content.StatusPublished && !it.Deleted()}, nil
+	e, err := c.svc.Entry(ctx, id)
+	return payments.CatalogItem(e), err
 }
 
 // contentService builds the content module on this storage; blobs may be

@@ -42,9 +42,11 @@ type Config struct {
 }
 
 // RegisterFlags registers the public settings, with their defaults, on fs:
-// only --idempotency-ttl. The others are for tests and embedders.
+// --idempotency-ttl and --idempotency-lock-timeout. The others are for
+// tests and embedders.
 func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.TTL, "idempotency-ttl", DefaultTTL, "how long a response is kept for replay under its Idempotency-Key")
+	fs.DurationVar(&c.LockTimeout, "idempotency-lock-timeout", DefaultLockTimeout, "how long a retry with the same Idempotency-Key waits (answered 409) for a request in flight before it takes the key over, the first instance presumed dead; keep it above the longest request takes")
 }
 
 // Validate checks the settings. TTL must be set (RegisterFlags sets it);

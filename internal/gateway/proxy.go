@@ -1,0 +1,594 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	crand "crypto/rand"
+	"encoding/hex"
+	"errors"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/failsafe-go/failsafe-go/adaptivelimiter"
+	"github.com/failsafe-go/failsafe-go/circuitbreaker"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stratadev/strata"
+	"github.com/stratadev/strata/internal/httpx"
+)
+
+// maxReplayBody is the largest request body buffered so that a retryable
+// request can be sent again; a larger one is retried only when nothing of
+// it was sent (a refused connection).
+const maxReplayBody = 64 << 10
+
+// Gateway is the reverse proxy. Make one with New, feed it instances with
+// SetInstances (or a discovery.Source through Run), and serve it.
+type Gateway struct {
+	cfg       Config
+	pools     map[string]*pool
+	breakers  map[string]circuitbreaker.CircuitBreaker[any]
+	transport *http.Transport
+	limiter   Limiter
+	adaptive  adaptivelimiter.AdaptiveLimiter[any]
+	budget    retryBudget
+	trust     bool
+	metrics   *Metrics
+	log       *slog.Logger
+	stop      context.CancelFunc
+}
+
+// Deps are a Gateway's collaborators. Limiter nil means the settings'
+// LocalLimiter (or none when RateLimit is 0); Metrics nil records nothing.
+type Deps struct {
+	Config  Config
+	Limiter Limiter
+	Metrics *Metrics
+	Logger  *slog.Logger
+	// TrustProxyHeaders takes the client's address from X-Forwarded-For
+	// (only behind a trusted proxy): it keys the rate limit and is passed on.
+	TrustProxyHeaders bool
+}
+
+// New returns a gateway with empty pools. Close stops its health checks.
+func New(d Deps) *Gateway {
+	cfg := d.Config.withDefaults()
+	if d.Metrics == nil {
+		d.Metrics = NewMetrics(prometheus.NewRegistry())
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	dialer := &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}
+	g := &Gateway{
+		cfg: cfg, pools: map[string]*pool{}, breakers: map[string]circuitbreaker.CircuitBreaker[any]{},
+		transport: &http.Transport{
+			DialContext:           dialer.DialContext,
+			MaxIdleConns:          0, // bounded per instance
+			MaxIdleConnsPerHost:   cfg.MaxIdlePerInstance,
+			IdleConnTimeout:       90 * time.Second,
+			ResponseHeaderTimeout: cfg.HeaderTimeout,
+			ExpectContinueTimeout: time.Second,
+			DisableCompression:    true, // pass the client's Accept-Encoding and the instance's encoding through
+			WriteBufferSize:       32 << 10,
+			ReadBufferSize:        32 << 10,
+		},
+		limiter: d.Limiter, trust: d.TrustProxyHeaders, metrics: d.Metrics, log: d.Logger, stop: stop,
+	}
+	if g.log == nil {
+		g.log = slog.New(slog.DiscardHandler)
+	}
+	if g.limiter == nil && cfg.RateLimit > 0 {
+		g.limiter = NewLocalLimiter(cfg.RateLimit, cfg.RateBurst)
+	}
+	if cfg.AdaptiveLimit {
+		g.adaptive = adaptivelimiter.NewBuilder[any]().
+			WithLimits(uint(cfg.MinLimit), uint(cfg.MaxLimit), uint(min(max(cfg.MinLimit, 256), cfg.MaxLimit))).
+			Build()
+	}
+	g.budget = retryBudget{ratio: cfg.RetryBudget, min: int64(cfg.MinRetries)}
+	checker := &http.Client{Transport: &http.Transport{DialContext: dialer.DialContext, MaxIdleConnsPerHost: 2,
+		IdleConnTimeout: 2 * cfg.HealthInterval}}
+	for _, name := range Pools {
+		g.pools[name] = newPool(ctx, name, cfg, checker, g.metrics, g.log)
+		g.breakers[name] = g.newBreaker(name)
+	}
+	return g
+}
+
+// newBreaker is a pool's circuit breaker: it opens when at least
+// BreakerFailureRate of the last BreakerMinRequests or more requests in a
+// BreakerWindow failed after their retries, answers 503 at once while
+// open, and after BreakerDelay lets a few trial requests through.
+func (g *Gateway) newBreaker(pool string) circuitbreaker.CircuitBreaker[any] {
+	gauge := g.metrics.breaker.WithLabelValues(pool)
+	return circuitbreaker.NewBuilder[any]().
+		WithFailureRateThreshold(g.cfg.BreakerFailureRate, uint(g.cfg.BreakerMinRequests), g.cfg.BreakerWindow).
+		WithDelay(g.cfg.BreakerDelay).
+		WithJitterFactor(0.2).
+		WithSuccessThresholdRatio(3, 5).
+		OnStateChanged(func(e circuitbreaker.StateChangedEvent) {
+			switch e.NewState {
+			case circuitbreaker.OpenState:
+				gauge.Set(2)
+				g.log.Warn("gateway: circuit breaker open", "pool", pool)
+			case circuitbreaker.HalfOpenState:
+				gauge.Set(1)
+			case circuitbreaker.ClosedState:
+				gauge.Set(0)
+				g.log.Info("gateway: circuit breaker closed", "pool", pool)
+			}
+		}).
+		Build()
+}
+
+// Close stops the health checks and closes idle upstream connections.
+func (g *Gateway) Close() {
+	g.stop()
+	g.transport.CloseIdleConnections()
+}
+
+// SetInstances replaces the instances of pool (one of Pools).
+func (g *Gateway) SetInstances(pool string, urls []string) {
+	if p, ok := g.pools[pool]; ok {
+		p.set(urls)
+	}
+}
+
+// Status describes every pool's instances.
+func (g *Gateway) Status() map[string][]InstanceStatus {
+	out := map[string][]InstanceStatus{}
+	for name, p := range g.pools {
+		out[name] = p.snapshot()
+	}
+	return out
+}
+
+// ServeHTTP routes r to its pool and proxies it.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	poolName, key, ok := Route(r.URL.Path)
+	if !ok {
+		g.metrics.shed.WithLabelValues("no_route").Inc()
+		httpx.WriteError(w, r, strata.Errorf(strata.CodeNotFound, "route_not_found", "no route for %s", r.URL.Path))
+		return
+	}
+	if g.limiter != nil {
+		client := httpx.ClientIP(r, g.trust)
+		allowed, wait, err := g.limiter.Allow(r.Context(), client)
+		switch {
+		case err != nil:
+			g.log.Warn("gateway: rate limiter unavailable; letting the request through", "error", err)
+		case !allowed:
+			g.metrics.shed.WithLabelValues("rate_limited").Inc()
+			e := strata.Errorf(strata.CodeRateLimited, "rate_limited", "too many requests; retry later")
+			e.RetryAfter = wait
+			httpx.WriteError(w, r, e)
+			return
+		}
+	}
+	if g.adaptive != nil {
+		permit, ok := g.adaptive.TryAcquirePermit()
+		if !ok {
+			g.metrics.shed.WithLabelValues("overloaded").Inc()
+			httpx.WriteError(w, r, strata.Errorf(strata.CodeUnavailable, "overloaded", "the service is overloaded; retry shortly"))
+			return
+		}
+		defer permit.Drop() // a no-op once recorded
+		r = r.WithContext(context.WithValue(r.Context(), permitKey{}, permit))
+	}
+	p := g.pools[poolName]
+	breaker := g.breakers[poolName]
+	if !breaker.TryAcquirePermit() {
+		g.metrics.shed.WithLabelValues("breaker_open").Inc()
+		e := strata.Errorf(strata.CodeUnavailable, "upstream_unavailable", "the %s service is failing; retry shortly", poolName)
+		e.RetryAfter = breaker.RemainingDelay()
+		httpx.WriteError(w, r, e)
+		return
+	}
+	start := time.Now()
+	status := g.proxy(w, r, p, key)
+	if status >= 500 || status == 0 {
+		breaker.RecordFailure()
+	} else {
+		breaker.RecordSuccess()
+	}
+	g.metrics.duration.WithLabelValues(poolName).Observe(time.Since(start).Seconds())
+	g.metrics.requests.WithLabelValues(poolName, statusClass(status)).Inc()
+}
+
+type permitKey struct{}
+
+// proxy sends r to instances of p until one answers or the tries run out,
+// and streams the answer back. It returns the status sent (0 when the
+// client went away before one was).
+func (g *Gateway) proxy(w http.ResponseWriter, r *http.Request, p *pool, key string) int {
+	body, replay, err := replayableBody(r)
+	if err != nil {
+		httpx.WriteError(w, r, strata.Errorf(strata.CodeInvalid, "body_unreadable", "the request body could not be read"))
+		return http.StatusBadRequest
+	}
+	defer body.close()
+	resp, err := g.roundTrip(r, g.outHeader(r), p, key, body, replay)
+	switch {
+	case r.Context().Err() != nil:
+		return 0 // the client left: no one to answer
+	case errors.Is(err, errNoInstance):
+		g.metrics.shed.WithLabelValues("no_instance").Inc()
+		httpx.WriteError(w, r, strata.Errorf(strata.CodeUnavailable, "no_instance", "no %s instance is available; retry shortly", p.name))
+		return http.StatusServiceUnavailable
+	case err != nil:
+		g.log.Warn("gateway: upstream request failed", "pool", p.name, "path", r.URL.Path, "error", err)
+		httpx.WriteError(w, r, strata.Errorf(strata.CodeUnavailable, "upstream_failed", "the %s service did not answer; retry shortly", p.name))
+		return http.StatusServiceUnavailable
+	}
+	return g.respond(w, r, resp)
+}
+
+var errNoInstance = errors.New("no instance available")
+
+// roundTrip sends r to instances of p until one answers for good or the
+// tries run out: the response of the last try, or its error (errNoInstance
+// when no instance was there to try).
+func (g *Gateway) roundTrip(r *http.Request, header http.Header, p *pool, key string, body *requestBody, replay bool) (*http.Response, error) {
+	ctx := r.Context()
+	idempotent := isIdempotent(r)
+	g.budget.begin()
+	defer g.budget.end()
+	var tried []*instance
+	var lastErr error
+	for attempt := 1; ; attempt++ {
+		in, ok := p.pick(key, tried)
+		if !ok {
+			if lastErr == nil {
+				lastErr = errNoInstance
+			}
+			return nil, lastErr
+		}
+		tried = append(tried, in)
+		out := (&http.Request{
+			Method: r.Method, URL: &url.URL{Scheme: in.url.Scheme, Host: in.url.Host, Path: r.URL.Path,
+				RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery},
+			Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+			Header: header, Host: r.Host, ContentLength: r.ContentLength,
+		}).WithContext(ctx)
+		if r.ContentLength != 0 {
+			out.Body = body.reader(replay)
+		}
+		began := in.load.Start()
+		resp, err := g.transport.RoundTrip(out)
+		failed := err != nil || resp.StatusCode >= 500
+		in.load.Done(began, failed)
+		outcome := "ok"
+		switch {
+		case err != nil && refused(err):
+			outcome = "refused"
+		case err != nil:
+			outcome = "error"
+		case failed:
+			outcome = "status_5xx"
+		}
+		g.metrics.attempts.WithLabelValues(p.name, outcome).Inc()
+		if ctx.Err() != nil { // the caller left; nothing to blame the instance for
+			if resp != nil {
+				resp.Body.Close()
+			}
+			return nil, ctx.Err()
+		}
+		if failed {
+			p.failed(in)
+		} else {
+			p.succeeded(in)
+		}
+		lastErr = err
+		retryable := attempt < g.cfg.MaxAttempts && body.unsent(replay) &&
+			(outcome == "refused" || (idempotent && (err != nil || retryableStatus(resp.StatusCode))))
+		if !retryable {
+			if failed && attempt < g.cfg.MaxAttempts {
+				g.metrics.retries.WithLabelValues(p.name, "not_retryable").Inc()
+			}
+			return resp, err
+		}
+		// A refused connection reached no instance, so its retry adds no
+		// load: only retries of requests that did count against the budget.
+		if outcome != "refused" {
+			if !g.budget.acquire() {
+				g.metrics.retries.WithLabelValues(p.name, "budget_exhausted").Inc()
+				return resp, err
+			}
+			defer g.budget.release()
+		}
+		g.metrics.retries.WithLabelValues(p.name, "retried").Inc()
+		if resp != nil {
+			io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+			resp.Body.Close()
+		}
+		if !sleep(ctx, backoff(g.cfg.RetryBackoff, attempt)) {
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// respond streams resp back to the client.
+func (g *Gateway) respond(w http.ResponseWriter, r *http.Request, resp *http.Response) int {
+	defer resp.Body.Close()
+	if permit, ok := r.Context().Value(permitKey{}).(adaptivelimiter.Permit); ok {
+		permit.Record() // the limiter learns from time to first byte, not from how long a download streams
+	}
+	h := w.Header()
+	removeHopHeaders(resp.Header)
+	for k, vv := range resp.Header {
+		h[k] = vv
+	}
+	w.WriteHeader(resp.StatusCode)
+	if r.Method == http.MethodHead || resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified {
+		return resp.StatusCode
+	}
+	buf := copyBuffers.Get().(*[]byte)
+	defer copyBuffers.Put(buf)
+	var err error
+	if resp.ContentLength < 0 { // a stream of unknown length: pass each piece on as it comes
+		_, err = io.CopyBuffer(flushWriter{w, http.NewResponseController(w)}, resp.Body, *buf)
+	} else {
+		_, err = io.CopyBuffer(w, onlyReader{resp.Body}, *buf)
+	}
+	if err != nil && r.Context().Err() == nil {
+		g.log.Warn("gateway: response cut short", "path", r.URL.Path, "error", err)
+	}
+	return resp.StatusCode
+}
+
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// onlyReader hides a body's WriterTo so that io.CopyBuffer uses the
+// pooled buffer (and the ResponseWriter's ReaderFrom, sendfile where it can).
+type onlyReader struct{ io.Reader }
+
+type flushWriter struct {
+	w  io.Writer
+	rc *http.ResponseController
+}
+
+func (f flushWriter) Write(p []byte) (int, error) {
+	n, err := f.w.Write(p)
+	if err == nil {
+		err = f.rc.Flush()
+	}
+	return n, err
+}
+
+// outHeader is the request's header as the instance gets it: hop-by-hop
+// headers removed, the forwarding headers set, the request id and the
+// trace context passed on.
+func (g *Gateway) outHeader(r *http.Request) http.Header {
+	h := make(http.Header, len(r.Header)+4)
+	for k, vv := range r.Header {
+		h[k] = vv
+	}
+	removeHopHeaders(h)
+	client := clientAddr(r)
+	if prior := h["X-Forwarded-For"]; g.trust && len(prior) > 0 {
+		h.Set("X-Forwarded-For", strings.Join(prior, ", ")+", "+client)
+	} else {
+		h.Set("X-Forwarded-For", client)
+	}
+	proto := "http"
+	if r.TLS != nil {
+		proto = "https"
+	}
+	if !g.trust || h.Get("X-Forwarded-Proto") == "" {
+		h.Set("X-Forwarded-Proto", proto)
+	}
+	if !g.trust || h.Get("X-Forwarded-Host") == "" {
+		h.Set("X-Forwarded-Host", r.Host)
+	}
+	if id := httpx.RequestIDFrom(r.Context()); id != "" {
+		h.Set(httpx.HeaderRequestID, id)
+	}
+	h.Set("Traceparent", nextTraceparent(r.Header.Get("Traceparent")))
+	if _, ok := h["User-Agent"]; !ok {
+		h["User-Agent"] = []string{""} // keep Go's default out
+	}
+	return h
+}
+
+func clientAddr(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// hopHeaders are meaningful for one connection only (RFC 9110 §7.6.1).
+var hopHeaders = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
+
+func removeHopHeaders(h http.Header) {
+	for _, v := range h["Connection"] {
+		for _, name := range strings.Split(v, ",") {
+			if name = strings.TrimSpace(name); name != "" {
+				h.Del(name)
+			}
+		}
+	}
+	for _, name := range hopHeaders {
+		delete(h, name)
+	}
+}
+
+// nextTraceparent continues the W3C trace context of the request with a
+// span of the gateway's own, or starts a trace when there is none (or it
+// is malformed): version 00, trace id, parent id, flags.
+func nextTraceparent(in string) string {
+	var span [8]byte
+	cryptoRand(span[:])
+	if len(in) == 55 && in[2] == '-' && in[35] == '-' && in[52] == '-' && in[:2] != "ff" &&
+		isHex(in[3:35]) && isHex(in[36:52]) && isHex(in[53:55]) && in[3:35] != strings.Repeat("0", 32) {
+		return in[:36] + hex.EncodeToString(span[:]) + in[52:]
+	}
+	var trace [16]byte
+	cryptoRand(trace[:])
+	return "00-" + hex.EncodeToString(trace[:]) + "-" + hex.EncodeToString(span[:]) + "-00"
+}
+
+func cryptoRand(b []byte) {
+	_, _ = crand.Read(b) // never fails (Go 1.24+)
+}
+
+func isHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// isIdempotent reports whether sending r twice has the effect of once:
+// safe methods, and requests carrying an Idempotency-Key (the instances
+// replay the first answer).
+func isIdempotent(r *http.Request) bool {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+		return true
+	}
+	return r.Header.Get("Idempotency-Key") != ""
+}
+
+func retryableStatus(code int) bool {
+	return code == http.StatusBadGateway || code == http.StatusServiceUnavailable || code == http.StatusGatewayTimeout
+}
+
+// refused reports whether err means the instance never got the request:
+// the connection was refused or could not be made.
+func refused(err error) bool {
+	var op *net.OpError
+	return errors.Is(err, syscall.ECONNREFUSED) || (errors.As(err, &op) && op.Op == "dial")
+}
+
+func statusClass(status int) string {
+	switch {
+	case status == 0:
+		return "canceled"
+	case status < 200:
+		return "1xx"
+	case status < 300:
+		return "2xx"
+	case status < 400:
+		return "3xx"
+	case status < 500:
+		return "4xx"
+	}
+	return "5xx"
+}
+
+// backoff is the wait before retry n (n ≥ 1): random up to base·2ⁿ⁻¹
+// ("full jitter"), so that retries from many clients spread out.
+func backoff(base time.Duration, n int) time.Duration {
+	ceiling := base << min(n-1, 10)
+	if ceiling <= 0 {
+		return 0
+	}
+	return rand.N(ceiling)
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// retryBudget bounds the retries in flight to a fraction of the requests
+// in flight (at least min of them), so that when an upstream fails,
+// retries add a bounded load instead of multiplying it.
+type retryBudget struct {
+	ratio             float64
+	min               int64
+	requests, retries atomic.Int64
+}
+
+func (b *retryBudget) begin() { b.requests.Add(1) }
+func (b *retryBudget) end()   { b.requests.Add(-1) }
+
+func (b *retryBudget) acquire() bool {
+	n := b.retries.Add(1)
+	if n <= b.min || float64(n) <= b.ratio*float64(b.requests.Load()) {
+		return true
+	}
+	b.retries.Add(-1)
+	return false
+}
+
+func (b *retryBudget) release() { b.retries.Add(-1) }
+
+// requestBody is a request body as the tries see it: buffered when small
+// enough to send again, else streamed once.
+type requestBody struct {
+	orig io.ReadCloser
+	buf  []byte
+	sent atomic.Int64 // bytes of the streamed body read by a try
+}
+
+// replayableBody reads a retryable request's small body into memory so
+// it can be sent again; other bodies stream.
+func replayableBody(r *http.Request) (*requestBody, bool, error) {
+	b := &requestBody{orig: r.Body}
+	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+		return b, true, nil
+	}
+	if !isIdempotent(r) || r.ContentLength < 0 || r.ContentLength > maxReplayBody {
+		return b, false, nil
+	}
+	buf := make([]byte, r.ContentLength)
+	if _, err := io.ReadFull(r.Body, buf); err != nil {
+		return b, false, err
+	}
+	b.buf = buf
+	return b, true, nil
+}
+
+// reader is the body of one try. A streamed body is handed out as is
+// but kept open: a try that fails before reading any of it (a refused
+// connection) leaves it whole for the next.
+func (b *requestBody) reader(replay bool) io.ReadCloser {
+	if replay {
+		if b.buf == nil {
+			return http.NoBody
+		}
+		return io.NopCloser(bytes.NewReader(b.buf))
+	}
+	return streamOnce{b}
+}
+
+func (b *requestBody) unsent(replay bool) bool { return replay || b.sent.Load() == 0 }
+
+func (b *requestBody) close() {
+	if b.orig != nil {
+		b.orig.Close()
+	}
+}
+
+type streamOnce struct{ b *requestBody }
+
+func (s streamOnce) Read(p []byte) (int, error) {
+	n, err := s.b.orig.Read(p)
+	s.b.sent.Add(int64(n))
+	return n, err
+}
+
+func (s streamOnce) Close() error { return nil } // the handler's body; closed once, by proxy
