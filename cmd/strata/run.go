@@ -65,6 +65,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	root.AddCommand(usersCommand(getenv, stdin, stdout, stderr))
 	root.AddCommand(ledgerCommand(getenv, stdout))
 	root.AddCommand(shardsCommand(getenv, stdout))
+	root.AddCommand(clusterCommand(stdout))
+	root.AddCommand(natsCommand(stdout, stderr))
 	root.AddCommand(&cobra.Command{
 		Use:    "config-docs",
 		Short:  "Print the settings table of docs/configuration.md",

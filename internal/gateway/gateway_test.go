@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -86,9 +87,18 @@ func newGateway(t *testing.T, cfg Config, pool string, backends ...*backend) (*G
 	}
 	g.SetInstances(pool, urls)
 	waitUsable(t, g, pool, len(backends))
-	srv := httptest.NewServer(httpx.Chain(g, httpx.RequestID))
+	srv := httptest.NewUnstartedServer(httpx.Chain(g, httpx.RequestID))
+	srv.Config.ErrorLog = log.New(failOnWrite{t}, "", 0) // a panic in the gateway fails the test
+	srv.Start()
 	t.Cleanup(srv.Close)
 	return g, srv
+}
+
+type failOnWrite struct{ t *testing.T }
+
+func (f failOnWrite) Write(p []byte) (int, error) {
+	f.t.Errorf("gateway server error: %s", p)
+	return len(p), nil
 }
 
 func waitUsable(t *testing.T, g *Gateway, pool string, n int) {
@@ -387,7 +397,9 @@ func TestOverloadShedsFastInsteadOfTimingOut(t *testing.T) {
 	defer g.Close()
 	g.SetInstances("content", []string{up.URL})
 	waitUsable(t, g, "content", 1)
-	gw := httptest.NewServer(g)
+	gw := httptest.NewUnstartedServer(g)
+	gw.Config.ErrorLog = log.New(failOnWrite{t}, "", 0)
+	gw.Start()
 	defer gw.Close()
 
 	var shed, ok atomic.Int64
