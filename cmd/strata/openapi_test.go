@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stratadev/strata/internal/gateway"
 	"github.com/stratadev/strata/internal/httpx"
 	"github.com/stratadev/strata/internal/observability"
 	"github.com/stratadev/strata/internal/payments/webhook"
@@ -87,4 +88,49 @@ func TestConfigurationDocIsCurrent(t *testing.T) {
 		return
 	}
 	require.Equal(t, out.String(), table, "regenerate with: go test ./cmd/strata -run TestConfigurationDocIsCurrent -update")
+}
+
+// TestGatewayRoutesEveryPublicPath fails when a documented public route
+// would not reach, through the gateway, an instance that serves it.
+func TestGatewayRoutesEveryPublicPath(t *testing.T) {
+	t.Parallel()
+	raw, err := os.ReadFile("../../api/openapi.yaml")
+	require.NoError(t, err)
+	var doc struct {
+		Paths map[string]map[string]any `yaml:"paths"`
+	}
+	require.NoError(t, yaml.Unmarshal(raw, &doc))
+	var cfg settings
+	fs := newFlagSet()
+	cfg.registerFlags(fs)
+	require.NoError(t, fs.Parse(nil))
+	st := &storage{router: sqldbtest.Open(t), masterKey: bytes.Repeat([]byte{1}, 32)}
+	discard := slog.New(slog.NewTextHandler(io.Discard, nil))
+	svc, _, err := st.authService(&cfg, discard, nil)
+	require.NoError(t, err)
+	contentSvc, err := st.contentService(cfg.content, cfg.delivery, nil, content.NoEntitlements{}, discard, nil)
+	require.NoError(t, err)
+	paymentsSvc, err := st.paymentsService(cfg.payments, cfg.cardNetwork, contentCatalog{contentSvc}, discard, nil)
+	require.NoError(t, err)
+	served := map[string][]string{} // pool -> patterns an instance of that role alone serves
+	for _, pool := range gateway.Pools {
+		mux := newMux(map[string]bool{pool: true}, observability.NewProbes(), observability.NewMetrics(), svc, contentSvc, paymentsSvc,
+			webhook.NewService(webhook.Deps{Router: st.router}), nil, httpx.RequireInternal("token"), false)
+		served[pool] = mux.Patterns()
+	}
+	for path, ops := range doc.Paths {
+		if path == "/healthz" || path == "/readyz" || path == "/metrics" || strings.HasPrefix(path, httpx.InternalPrefix) {
+			_, _, ok := gateway.Route(path)
+			require.False(t, ok, "the gateway must not route %s", path)
+			continue
+		}
+		pool, _, ok := gateway.Route(strings.NewReplacer("{", "", "}", "").Replace(path))
+		require.True(t, ok, "the gateway routes %s", path)
+		for method := range ops {
+			if !slices.Contains([]string{"get", "put", "post", "delete", "patch", "head", "options"}, method) {
+				continue
+			}
+			require.Contains(t, served[pool], strings.ToUpper(method)+" "+path, "%s %s goes to the %s pool, whose instances serve it", method, path, pool)
+		}
+	}
 }
