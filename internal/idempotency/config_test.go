@@ -16,12 +16,14 @@ func TestConfigFlags(t *testing.T) {
 	c.RegisterFlags(fs)
 	require.Equal(t, idempotency.DefaultTTL, c.TTL)
 	require.NoError(t, c.Validate())
-	require.NoError(t, fs.Parse([]string{"--idempotency-ttl=6h"}))
+	require.Equal(t, idempotency.DefaultLockTimeout, c.LockTimeout)
+	require.NoError(t, fs.Parse([]string{"--idempotency-ttl=6h", "--idempotency-lock-timeout=2s"}))
 	require.Equal(t, 6*time.Hour, c.TTL)
+	require.Equal(t, 2*time.Second, c.LockTimeout)
 	require.NoError(t, c.Validate())
-	n := 0
-	fs.VisitAll(func(*pflag.Flag) { n++ })
-	require.Equal(t, 1, n, "only the TTL is a public setting")
+	var names []string
+	fs.VisitAll(func(f *pflag.Flag) { names = append(names, f.Name) })
+	require.Equal(t, []string{"idempotency-lock-timeout", "idempotency-ttl"}, names, "the TTL and the lock timeout are the public settings")
 }
 
 func TestConfigValidate(t *testing.T) {
