@@ -1,6 +1,10 @@
 package gateway
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // Metrics are the gateway's Prometheus collectors: what it routed, how
 // each try ended, what it retried and shed, and how it sees its pools.
@@ -55,4 +59,93 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	reg.MustRegister(m.requests, m.duration, m.attempts, m.retries, m.shed, m.ejections, m.instances, m.breaker)
 	return m
+}
+
+// child is one child of a metric vector (one set of label values), looked
+// up on its first use and kept: WithLabelValues hashes the labels and takes
+// a lock on every call, too much for every proxied request, and making all
+// children up front would publish series that nothing has counted yet.
+type child[T any] struct {
+	with   func(...string) T // the vector's WithLabelValues
+	labels []string
+	v      atomic.Pointer[T]
+}
+
+func newChild[T any](with func(...string) T, labels ...string) *child[T] {
+	return &child[T]{with: with, labels: labels}
+}
+
+func (c *child[T]) get() T {
+	if v := c.v.Load(); v != nil {
+		return *v
+	}
+	v := c.with(c.labels...) // the same child whoever asks first
+	c.v.Store(&v)
+	return v
+}
+
+// Attempt outcomes, retry decisions and shed reasons: the label values
+// the gateway counts by.
+const (
+	outcomeOK = iota
+	outcomeRefused
+	outcomeError
+	outcome5xx
+	numOutcomes
+)
+
+var outcomes = [numOutcomes]string{"ok", "refused", "error", "status_5xx"}
+
+const (
+	retried = iota
+	budgetExhausted
+	notRetryable
+	numDecisions
+)
+
+var decisions = [numDecisions]string{"retried", "budget_exhausted", "not_retryable"}
+
+const (
+	shedNoRoute = iota
+	shedRateLimited
+	shedOverloaded
+	shedBreakerOpen
+	shedNoInstance
+	numShedReasons
+)
+
+var shedReasons = [numShedReasons]string{"no_route", "rate_limited", "overloaded", "breaker_open", "no_instance"}
+
+// statusClasses are the values of the status_class label; statusClass
+// indexes them.
+var statusClasses = [...]string{"canceled", "1xx", "2xx", "3xx", "4xx", "5xx"}
+
+// poolMetrics are the children of one pool.
+type poolMetrics struct {
+	requests [len(statusClasses)]*child[prometheus.Counter]
+	duration *child[prometheus.Observer]
+	attempts [numOutcomes]*child[prometheus.Counter]
+	retries  [numDecisions]*child[prometheus.Counter]
+}
+
+func (m *Metrics) forPool(pool string) *poolMetrics {
+	pm := &poolMetrics{duration: newChild(m.duration.WithLabelValues, pool)}
+	for i, class := range statusClasses {
+		pm.requests[i] = newChild(m.requests.WithLabelValues, pool, class)
+	}
+	for i, outcome := range outcomes {
+		pm.attempts[i] = newChild(m.attempts.WithLabelValues, pool, outcome)
+	}
+	for i, decision := range decisions {
+		pm.retries[i] = newChild(m.retries.WithLabelValues, pool, decision)
+	}
+	return pm
+}
+
+// sheds are the children of the shed counter, by reason.
+func (m *Metrics) sheds() (out [numShedReasons]*child[prometheus.Counter]) {
+	for i, reason := range shedReasons {
+		out[i] = newChild(m.shed.WithLabelValues, reason)
+	}
+	return out
 }

@@ -46,6 +46,7 @@ type pool struct {
 	policy  balance.Policy[*instance]
 	checker *http.Client
 	metrics *Metrics
+	stats   *poolMetrics // the pool's children of metrics, for the request path
 	log     *slog.Logger
 
 	mu        sync.Mutex

@@ -42,6 +42,7 @@ type Gateway struct {
 	budget    retryBudget
 	trust     bool
 	metrics   *Metrics
+	shed      [numShedReasons]*child[prometheus.Counter]
 	log       *slog.Logger
 	stop      context.CancelFunc
 }
@@ -92,11 +93,13 @@ func New(d Deps) *Gateway {
 			WithLimits(uint(cfg.MinLimit), uint(cfg.MaxLimit), uint(min(max(cfg.MinLimit, 256), cfg.MaxLimit))).
 			Build()
 	}
+	g.shed = g.metrics.sheds()
 	g.budget = retryBudget{ratio: cfg.RetryBudget, min: int64(cfg.MinRetries)}
 	checker := &http.Client{Transport: &http.Transport{DialContext: dialer.DialContext, MaxIdleConnsPerHost: 2,
 		IdleConnTimeout: 2 * cfg.HealthInterval}}
 	for _, name := range Pools {
 		g.pools[name] = newPool(ctx, name, cfg, checker, g.metrics, g.log)
+		g.pools[name].stats = g.metrics.forPool(name)
 		g.breakers[name] = g.newBreaker(name)
 	}
 	return g
@@ -154,7 +157,7 @@ func (g *Gateway) Status() map[string][]InstanceStatus {
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	poolName, key, ok := Route(r.URL.Path)
 	if !ok {
-		g.metrics.shed.WithLabelValues("no_route").Inc()
+		g.shed[shedNoRoute].get().Inc()
 		httpx.WriteError(w, r, strata.Errorf(strata.CodeNotFound, "route_not_found", "no route for %s", r.URL.Path))
 		return
 	}
@@ -165,49 +168,71 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case err != nil:
 			g.log.Warn("gateway: rate limiter unavailable; letting the request through", "error", err)
 		case !allowed:
-			g.metrics.shed.WithLabelValues("rate_limited").Inc()
+			g.shed[shedRateLimited].get().Inc()
 			e := strata.Errorf(strata.CodeRateLimited, "rate_limited", "too many requests; retry later")
 			e.RetryAfter = wait
 			httpx.WriteError(w, r, e)
 			return
 		}
 	}
+	var permit limitPermit
 	if g.adaptive != nil {
-		permit, ok := g.adaptive.TryAcquirePermit()
-		if !ok {
-			g.metrics.shed.WithLabelValues("overloaded").Inc()
+		var ok bool
+		if permit.permit, ok = g.adaptive.TryAcquirePermit(); !ok {
+			g.shed[shedOverloaded].get().Inc()
 			httpx.WriteError(w, r, strata.Errorf(strata.CodeUnavailable, "overloaded", "the service is overloaded; retry shortly"))
 			return
 		}
-		defer permit.Drop() // a no-op once recorded
-		r = r.WithContext(context.WithValue(r.Context(), permitKey{}, permit))
+		defer permit.drop() // a no-op once recorded
 	}
 	p := g.pools[poolName]
 	breaker := g.breakers[poolName]
 	if !breaker.TryAcquirePermit() {
-		g.metrics.shed.WithLabelValues("breaker_open").Inc()
+		g.shed[shedBreakerOpen].get().Inc()
 		e := strata.Errorf(strata.CodeUnavailable, "upstream_unavailable", "the %s service is failing; retry shortly", poolName)
 		e.RetryAfter = breaker.RemainingDelay()
 		httpx.WriteError(w, r, e)
 		return
 	}
 	start := time.Now()
-	status := g.proxy(w, r, p, key)
+	status := g.proxy(w, r, p, key, &permit)
 	if status >= 500 || status == 0 {
 		breaker.RecordFailure()
 	} else {
 		breaker.RecordSuccess()
 	}
-	g.metrics.duration.WithLabelValues(poolName).Observe(time.Since(start).Seconds())
-	g.metrics.requests.WithLabelValues(poolName, statusClass(status)).Inc()
+	p.stats.duration.get().Observe(time.Since(start).Seconds())
+	p.stats.requests[statusClass(status)].get().Inc()
 }
 
-type permitKey struct{}
+// limitPermit is a request's permit of the adaptive limiter (none when the
+// limiter is off), given back exactly once: recorded when the response
+// headers arrive, dropped if the request ends otherwise. The limiter's
+// Record and Drop each release the permit, so calling both would release
+// another request's.
+type limitPermit struct {
+	permit adaptivelimiter.Permit
+	done   bool
+}
+
+func (p *limitPermit) record() {
+	if p.permit != nil && !p.done {
+		p.done = true
+		p.permit.Record()
+	}
+}
+
+func (p *limitPermit) drop() {
+	if p.permit != nil && !p.done {
+		p.done = true
+		p.permit.Drop()
+	}
+}
 
 // proxy sends r to instances of p until one answers or the tries run out,
 // and streams the answer back. It returns the status sent (0 when the
 // client went away before one was).
-func (g *Gateway) proxy(w http.ResponseWriter, r *http.Request, p *pool, key string) int {
+func (g *Gateway) proxy(w http.ResponseWriter, r *http.Request, p *pool, key string, permit *limitPermit) int {
 	body, replay, err := replayableBody(r)
 	if err != nil {
 		httpx.WriteError(w, r, strata.Errorf(strata.CodeInvalid, "body_unreadable", "the request body could not be read"))
@@ -219,7 +244,7 @@ func (g *Gateway) proxy(w http.ResponseWriter, r *http.Request, p *pool, key str
 	case r.Context().Err() != nil:
 		return 0 // the client left: no one to answer
 	case errors.Is(err, errNoInstance):
-		g.metrics.shed.WithLabelValues("no_instance").Inc()
+		g.shed[shedNoInstance].get().Inc()
 		httpx.WriteError(w, r, strata.Errorf(strata.CodeUnavailable, "no_instance", "no %s instance is available; retry shortly", p.name))
 		return http.StatusServiceUnavailable
 	case err != nil:
@@ -227,7 +252,7 @@ func (g *Gateway) proxy(w http.ResponseWriter, r *http.Request, p *pool, key str
 		httpx.WriteError(w, r, strata.Errorf(strata.CodeUnavailable, "upstream_failed", "the %s service did not answer; retry shortly", p.name))
 		return http.StatusServiceUnavailable
 	}
-	return g.respond(w, r, resp)
+	return g.respond(w, r, resp, permit)
 }
 
 var errNoInstance = errors.New("no instance available")
@@ -240,7 +265,7 @@ func (g *Gateway) roundTrip(r *http.Request, header http.Header, p *pool, key st
 	idempotent := isIdempotent(r)
 	g.budget.begin()
 	defer g.budget.end()
-	var tried []*instance
+	var tried []*instance // the instances tried before this attempt
 	var lastErr error
 	for attempt := 1; ; attempt++ {
 		in, ok := p.pick(key, tried)
@@ -250,7 +275,6 @@ func (g *Gateway) roundTrip(r *http.Request, header http.Header, p *pool, key st
 			}
 			return nil, lastErr
 		}
-		tried = append(tried, in)
 		out := (&http.Request{
 			Method: r.Method, URL: &url.URL{Scheme: in.url.Scheme, Host: in.url.Host, Path: r.URL.Path,
 				RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery},
@@ -264,16 +288,16 @@ func (g *Gateway) roundTrip(r *http.Request, header http.Header, p *pool, key st
 		resp, err := g.transport.RoundTrip(out)
 		failed := err != nil || resp.StatusCode >= 500
 		in.load.Done(began, failed)
-		outcome := "ok"
+		outcome := outcomeOK
 		switch {
 		case err != nil && refused(err):
-			outcome = "refused"
+			outcome = outcomeRefused
 		case err != nil:
-			outcome = "error"
+			outcome = outcomeError
 		case failed:
-			outcome = "status_5xx"
+			outcome = outcome5xx
 		}
-		g.metrics.attempts.WithLabelValues(p.name, outcome).Inc()
+		p.stats.attempts[outcome].get().Inc()
 		if ctx.Err() != nil { // the caller left; nothing to blame the instance for
 			if resp != nil {
 				resp.Body.Close()
@@ -287,27 +311,28 @@ func (g *Gateway) roundTrip(r *http.Request, header http.Header, p *pool, key st
 		}
 		lastErr = err
 		retryable := attempt < g.cfg.MaxAttempts && body.unsent(replay) &&
-			(outcome == "refused" || (idempotent && (err != nil || retryableStatus(resp.StatusCode))))
+			(outcome == outcomeRefused || (idempotent && (err != nil || retryableStatus(resp.StatusCode))))
 		if !retryable {
 			if failed && attempt < g.cfg.MaxAttempts {
-				g.metrics.retries.WithLabelValues(p.name, "not_retryable").Inc()
+				p.stats.retries[notRetryable].get().Inc()
 			}
 			return resp, err
 		}
 		// A refused connection reached no instance, so its retry adds no
 		// load: only retries of requests that did count against the budget.
-		if outcome != "refused" {
+		if outcome != outcomeRefused {
 			if !g.budget.acquire() {
-				g.metrics.retries.WithLabelValues(p.name, "budget_exhausted").Inc()
+				p.stats.retries[budgetExhausted].get().Inc()
 				return resp, err
 			}
 			defer g.budget.release()
 		}
-		g.metrics.retries.WithLabelValues(p.name, "retried").Inc()
+		p.stats.retries[retried].get().Inc()
 		if resp != nil {
 			io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 			resp.Body.Close()
 		}
+		tried = append(tried, in) // here, so that a request that is not retried allocates nothing for it
 		if !sleep(ctx, backoff(g.cfg.RetryBackoff, attempt)) {
 			return nil, ctx.Err()
 		}
@@ -315,11 +340,9 @@ func (g *Gateway) roundTrip(r *http.Request, header http.Header, p *pool, key st
 }
 
 // respond streams resp back to the client.
-func (g *Gateway) respond(w http.ResponseWriter, r *http.Request, resp *http.Response) int {
+func (g *Gateway) respond(w http.ResponseWriter, r *http.Request, resp *http.Response, permit *limitPermit) int {
 	defer resp.Body.Close()
-	if permit, ok := r.Context().Value(permitKey{}).(adaptivelimiter.Permit); ok {
-		permit.Record() // the limiter learns from time to first byte, not from how long a download streams
-	}
+	permit.record() // the limiter learns from time to first byte, not from how long a download streams
 	h := w.Header()
 	removeHopHeaders(resp.Header)
 	for k, vv := range resp.Header {
@@ -335,7 +358,7 @@ func (g *Gateway) respond(w http.ResponseWriter, r *http.Request, resp *http.Res
 	if resp.ContentLength < 0 { // a stream of unknown length: pass each piece on as it comes
 		_, err = io.CopyBuffer(flushWriter{w, http.NewResponseController(w)}, resp.Body, *buf)
 	} else {
-		_, err = io.CopyBuffer(w, onlyReader{resp.Body}, *buf)
+		err = copyBody(w, resp.Body, *buf)
 	}
 	if err != nil && r.Context().Err() == nil {
 		g.log.Warn("gateway: response cut short", "path", r.URL.Path, "error", err)
@@ -345,9 +368,28 @@ func (g *Gateway) respond(w http.ResponseWriter, r *http.Request, resp *http.Res
 
 var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
-// onlyReader hides a body's WriterTo so that io.CopyBuffer uses the
-// pooled buffer (and the ResponseWriter's ReaderFrom, sendfile where it can).
-type onlyReader struct{ io.Reader }
+// copyBody copies body to w through buf with Read and Write only. Not
+// io.Copy: it would hand the body to the ResponseWriter's ReadFrom, which
+// has no sendfile to offer for a body that is never a file, and instead
+// sends the headers in a write of their own and the body through a 32 KiB
+// buffer net allocates per response. Through Write, a small answer leaves
+// in one write, headers and body together, when the handler returns.
+func copyBody(w io.Writer, body io.Reader, buf []byte) error {
+	for {
+		n, rerr := body.Read(buf)
+		if n > 0 {
+			if _, err := w.Write(buf[:n]); err != nil {
+				return err
+			}
+		}
+		switch {
+		case rerr == io.EOF:
+			return nil
+		case rerr != nil:
+			return rerr
+		}
+	}
+}
 
 type flushWriter struct {
 	w  io.Writer
@@ -366,36 +408,46 @@ func (f flushWriter) Write(p []byte) (int, error) {
 // headers removed, the forwarding headers set, the request id and the
 // trace context passed on.
 func (g *Gateway) outHeader(r *http.Request) http.Header {
-	h := make(http.Header, len(r.Header)+4)
+	h := make(http.Header, len(r.Header)+5)
 	for k, vv := range r.Header {
 		h[k] = vv
 	}
 	removeHopHeaders(h)
+	// The values set below share one array: one allocation, not five.
+	vals := make([]string, 0, 5)
+	set := func(name, value string) {
+		vals = append(vals, value)
+		h[name] = vals[len(vals)-1 : len(vals) : len(vals)]
+	}
 	client := clientAddr(r)
 	if prior := h["X-Forwarded-For"]; g.trust && len(prior) > 0 {
-		h.Set("X-Forwarded-For", strings.Join(prior, ", ")+", "+client)
+		set("X-Forwarded-For", strings.Join(prior, ", ")+", "+client)
 	} else {
-		h.Set("X-Forwarded-For", client)
+		set("X-Forwarded-For", client)
 	}
 	proto := "http"
 	if r.TLS != nil {
 		proto = "https"
 	}
 	if !g.trust || h.Get("X-Forwarded-Proto") == "" {
-		h.Set("X-Forwarded-Proto", proto)
+		set("X-Forwarded-Proto", proto)
 	}
 	if !g.trust || h.Get("X-Forwarded-Host") == "" {
-		h.Set("X-Forwarded-Host", r.Host)
+		set("X-Forwarded-Host", r.Host)
 	}
 	if id := httpx.RequestIDFrom(r.Context()); id != "" {
-		h.Set(httpx.HeaderRequestID, id)
+		set(httpx.HeaderRequestID, id)
 	}
-	h.Set("Traceparent", nextTraceparent(r.Header.Get("Traceparent")))
+	set("Traceparent", nextTraceparent(r.Header.Get("Traceparent")))
 	if _, ok := h["User-Agent"]; !ok {
-		h["User-Agent"] = []string{""} // keep Go's default out
+		h["User-Agent"] = noUserAgent // keep Go's default out
 	}
 	return h
 }
+
+// noUserAgent is the User-Agent of a request that had none; shared, never
+// modified (the transport only reads the header).
+var noUserAgent = []string{""}
 
 func clientAddr(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
@@ -426,16 +478,28 @@ func removeHopHeaders(h http.Header) {
 // span of the gateway's own, or starts a trace when there is none (or it
 // is malformed): version 00, trace id, parent id, flags.
 func nextTraceparent(in string) string {
-	var span [8]byte
-	cryptoRand(span[:])
+	// Written in place: one allocation, the string.
+	var out [55]byte
 	if len(in) == 55 && in[2] == '-' && in[35] == '-' && in[52] == '-' && in[:2] != "ff" &&
-		isHex(in[3:35]) && isHex(in[36:52]) && isHex(in[53:55]) && in[3:35] != strings.Repeat("0", 32) {
-		return in[:36] + hex.EncodeToString(span[:]) + in[52:]
+		isHex(in[3:35]) && isHex(in[36:52]) && isHex(in[53:55]) && in[3:35] != zeroTraceID {
+		var span [8]byte
+		cryptoRand(span[:])
+		copy(out[:], in)
+		hex.Encode(out[36:52], span[:])
+		return string(out[:])
 	}
-	var trace [16]byte
-	cryptoRand(trace[:])
-	return "00-" + hex.EncodeToString(trace[:]) + "-" + hex.EncodeToString(span[:]) + "-00"
+	var ids [24]byte // trace id, then span id
+	cryptoRand(ids[:])
+	copy(out[:], "00-")
+	hex.Encode(out[3:35], ids[:16])
+	out[35] = '-'
+	hex.Encode(out[36:52], ids[16:])
+	copy(out[52:], "-00")
+	return string(out[:])
 }
+
+// zeroTraceID is the trace id W3C Trace Context declares invalid.
+const zeroTraceID = "00000000000000000000000000000000"
 
 func cryptoRand(b []byte) {
 	_, _ = crand.Read(b) // never fails (Go 1.24+)
@@ -473,20 +537,21 @@ func refused(err error) bool {
 	return errors.Is(err, syscall.ECONNREFUSED) || (errors.As(err, &op) && op.Op == "dial")
 }
 
-func statusClass(status int) string {
+// statusClass is the index in statusClasses of status's class.
+func statusClass(status int) int {
 	switch {
 	case status == 0:
-		return "canceled"
+		return 0 // canceled
 	case status < 200:
-		return "1xx"
+		return 1
 	case status < 300:
-		return "2xx"
+		return 2
 	case status < 400:
-		return "3xx"
+		return 3
 	case status < 500:
-		return "4xx"
+		return 4
 	}
-	return "5xx"
+	return 5
 }
 
 // backoff is the wait before retry n (n ≥ 1): random up to base·2ⁿ⁻¹
@@ -547,8 +612,11 @@ type requestBody struct {
 // replayableBody reads a retryable request's small body into memory so
 // it can be sent again; other bodies stream.
 func replayableBody(r *http.Request) (*requestBody, bool, error) {
+	if r.Body == nil || r.Body == http.NoBody {
+		return noBody, true, nil
+	}
 	b := &requestBody{orig: r.Body}
-	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+	if r.ContentLength == 0 {
 		return b, true, nil
 	}
 	if !isIdempotent(r) || r.ContentLength < 0 || r.ContentLength > maxReplayBody {
@@ -561,6 +629,10 @@ func replayableBody(r *http.Request) (*requestBody, bool, error) {
 	b.buf = buf
 	return b, true, nil
 }
+
+// noBody is every bodiless request's requestBody: nothing to read, send or
+// close, so one value serves all.
+var noBody = &requestBody{}
 
 // reader is the body of one try. A streamed body is handed out as is
 // but kept open: a try that fails before reading any of it (a refused
