@@ -29,6 +29,7 @@ import (
 	"github.com/stratadev/strata/internal/payments"
 	"github.com/stratadev/strata/internal/payments/webhook"
 	"github.com/stratadev/strata/internal/queue"
+	"github.com/stratadev/strata/internal/resilience"
 	"github.com/stratadev/strata/internal/storage/blob"
 	"github.com/stratadev/strata/internal/storage/sqldb"
 )
@@ -69,6 +70,14 @@ func serveCmd(ctx context.Context, s *settings, stdout, stderr io.Writer) error 
 
 	metrics := observability.NewMetrics()
 	qmetrics := queue.NewMetrics(metrics.Registry())
+	// Every outbound dependency gets its resilience policies here.
+	guards := resilience.NewMetrics(metrics.Registry())
+	for _, db := range st.router.DBs() {
+		if db.Dialect() == sqldb.Postgres { // SQLite is a file of this process
+			db.SetGuard(resilience.New("postgres "+st.router.NameOf(db), s.dbGuard, guards, logger))
+		}
+	}
+	q.client.Guard = resilience.New("nats", s.natsGuard, guards, logger)
 	registerDBMetrics(metrics.Registry(), st.router)
 	probes := observability.NewProbes()
 	probes.SetLogger(logger)
@@ -126,6 +135,7 @@ func serveCmd(ctx context.Context, s *settings, stdout, stderr io.Writer) error 
 	if err != nil {
 		return fmt.Errorf("blob-url: %w", err)
 	}
+	blobs.SetGuard(resilience.New("blob storage", s.blobGuard, guards, logger))
 	defer blobs.Close()
 	probes.AddReadinessCheck("blobs", blobs.Ping)
 	// A module whose peer runs in other instances reaches it through

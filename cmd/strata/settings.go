@@ -22,6 +22,7 @@ import (
 	"github.com/stratadev/strata/internal/payments"
 	"github.com/stratadev/strata/internal/payments/provider"
 	"github.com/stratadev/strata/internal/payments/webhook"
+	"github.com/stratadev/strata/internal/resilience"
 	"github.com/stratadev/strata/internal/storage/blob"
 )
 
@@ -69,6 +70,9 @@ type settings struct {
 	discovery         string
 	discoveryRefresh  time.Duration
 	announceURL       string
+	dbGuard           resilience.Config
+	natsGuard         resilience.Config
+	blobGuard         resilience.Config
 }
 
 func (s *settings) registerFlags(fs *pflag.FlagSet) {
@@ -105,6 +109,10 @@ func (s *settings) registerFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&s.discovery, "discovery", "static", "how instances are found besides the --upstream-* lists: static (only those) or nats (also instances announcing themselves on --nats-url)")
 	fs.DurationVar(&s.discoveryRefresh, "discovery-refresh", 5*time.Second, "how often dns:// upstreams are resolved again")
 	fs.StringVar(&s.announceURL, "announce-url", "", "the URL at which other instances reach this one (http://host:port); with --nats-url set, the instance announces itself and its roles on NATS for gateways using --discovery=nats")
+	// The resilience policies of every dependency, in one place.
+	s.dbGuard.RegisterFlags(fs, "db", "a PostgreSQL database (a transaction, a ping)", resilience.Defaults(30*time.Second, 0, 0))
+	s.natsGuard.RegisterFlags(fs, "nats", "NATS (a publish)", resilience.Defaults(5*time.Second, 2, 0))
+	s.blobGuard.RegisterFlags(fs, "blob", "blob storage (opening, stating or deleting an object; uploads stream without a time limit)", resilience.Defaults(30*time.Second, 2, 256))
 	s.gateway.RegisterFlags(fs)
 	s.auth.RegisterFlags(fs)
 	s.content.RegisterFlags(fs)
@@ -176,6 +184,11 @@ func (s *settings) validate() error {
 	}
 	if err := s.gateway.Validate(); err != nil {
 		return err
+	}
+	for dep, c := range map[string]resilience.Config{"db": s.dbGuard, "nats": s.natsGuard, "blob": s.blobGuard} {
+		if err := c.Validate(dep); err != nil {
+			return err
+		}
 	}
 	if s.dataDir == "" {
 		return fmt.Errorf("data-dir: must not be empty")

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -546,8 +547,11 @@ func TestReconcilerExportsMetricsAndLogsViolations(t *testing.T) {
 	require.Equal(t, 0.0, metric(t, reg, "strata_ledger_violations", map[string]string{"invariant": payments.InvariantBalanceEntries}))
 	require.Positive(t, metric(t, reg, "strata_ledger_reconcile_duration_seconds", nil))
 	require.Zero(t, metric(t, reg, "strata_ledger_reconcile_runs_total", map[string]string{"result": "error"}))
+	// The gauges are set before the violations are logged: wait for the log.
+	require.Eventually(t, func() bool {
+		return strings.Contains(logs.String(), `"level":"ERROR","msg":"ledger invariant violated","invariant":"topup_transfer"`)
+	}, 10*time.Second, 5*time.Millisecond)
 	out := logs.String()
-	require.Contains(t, out, `"level":"ERROR","msg":"ledger invariant violated","invariant":"topup_transfer"`)
 	require.Contains(t, out, string(intent))
 	require.Contains(t, out, `"currency":"USD"`)
 

@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stratadev/strata/internal/resilience"
 )
 
 // DefaultDuplicates is the de-duplication window of a stream whose config
@@ -27,6 +28,10 @@ type Client struct {
 
 	// Metrics, when set before first use, counts publishes.
 	Metrics *Metrics
+	// Guard, when set before first use, runs publishes through the NATS
+	// resilience policies: a timeout, retries of de-duplicated publishes
+	// (their replays are dropped by the server), a breaker, a bulkhead.
+	Guard *resilience.Guard
 }
 
 // Connect dials the NATS server at url (a comma-separated list for a
@@ -153,7 +158,15 @@ func (c *Client) publishMsg(ctx context.Context, m *nats.Msg, msgID string) erro
 	if msgID != "" {
 		opts = append(opts, jetstream.WithMsgID(msgID))
 	}
-	ack, err := c.js.PublishMsg(ctx, m, opts...)
+	kind := resilience.Once
+	if msgID != "" {
+		kind = resilience.Idempotent
+	}
+	var ack *jetstream.PubAck
+	err := c.Guard.Do(ctx, kind, func(ctx context.Context) (err error) {
+		ack, err = c.js.PublishMsg(ctx, m, opts...)
+		return err
+	})
 	if err != nil {
 		c.Metrics.published("unknown", "error")
 		return fmt.Errorf("publish %s: %w", m.Subject, err)

@@ -15,7 +15,7 @@ import (
 // keys their caller chooses, unlike the content-addressed sha256/ objects.
 const partsPrefix = "uploads/"
 
-// PutPart stores the bytes of r, streaming them, as the part object
+// putPart stores the bytes of r, streaming them, as the part object
 // uploads/<key> and returns how many it stored; an existing part of that
 // key is replaced. A key is one or more segments of a-z, 0-9, '_' and '-'
 // joined by '/' (see ValidPartKey), so that no key leaves uploads/. When r
@@ -23,7 +23,7 @@ const partsPrefix = "uploads/"
 // keep what came before a failure hides the failure as io.EOF. Errors:
 // invalid (a bad key; unreadable_body, or r's own *strata.Error, when r
 // fails), unavailable.
-func (s *Store) PutPart(ctx context.Context, key string, r io.Reader) (int64, error) {
+func (s *Store) putPart(ctx context.Context, key string, r io.Reader) (int64, error) {
 	if !ValidPartKey(key) {
 		return 0, badPartKey()
 	}
@@ -47,9 +47,9 @@ func (s *Store) PutPart(ctx context.Context, key string, r io.Reader) (int64, er
 	return pr.n, nil
 }
 
-// OpenPart opens the part object uploads/<key>; the caller must close it.
+// openPart opens the part object uploads/<key>; the caller must close it.
 // Errors: invalid (a bad key), not_found, unavailable.
-func (s *Store) OpenPart(ctx context.Context, key string) (io.ReadCloser, error) {
+func (s *Store) openPart(ctx context.Context, key string) (io.ReadCloser, error) {
 	if !ValidPartKey(key) {
 		return nil, badPartKey()
 	}
@@ -61,12 +61,12 @@ func (s *Store) OpenPart(ctx context.Context, key string) (io.ReadCloser, error)
 	return r, nil
 }
 
-// DeleteParts deletes every part object whose key starts with
+// deleteParts deletes every part object whose key starts with
 // uploads/<prefix> and returns how many it deleted. prefix is a part key,
 // optionally ending in '/' (give "<upload>/" to delete one upload's parts
 // and not those of an upload whose name merely starts alike). Errors:
 // invalid (a bad prefix), unavailable.
-func (s *Store) DeleteParts(ctx context.Context, prefix string) (int, error) {
+func (s *Store) deleteParts(ctx context.Context, prefix string) (int, error) {
 	if !ValidPartKey(strings.TrimSuffix(prefix, "/")) {
 		return 0, badPartKey()
 	}

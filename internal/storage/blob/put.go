@@ -55,12 +55,12 @@ type Object struct {
 // errTooLarge stops an upload that crossed MaxSize.
 var errTooLarge = errors.New("body over the size limit")
 
-// Put stores the bytes of r under their SHA-256, streaming them, and
+// put stores the bytes of r under their SHA-256, streaming them, and
 // returns the stored object; storing bytes already present returns the
 // existing object (with its media type). Errors: invalid (bad options;
 // unreadable_body when r fails), too_large/body_too_large past MaxSize,
 // unavailable. On any error nothing new is left in the store.
-func (s *Store) Put(ctx context.Context, r io.Reader, opts PutOptions) (Object, error) {
+func (s *Store) put(ctx context.Context, r io.Reader, opts PutOptions) (Object, error) {
 	if opts.MaxSize < 0 {
 		return Object{}, strata.Invalid("max_size", "must not be negative")
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/stratadev/strata"
+	"github.com/stratadev/strata/internal/resilience"
 	gcblob "gocloud.dev/blob"
 	"gocloud.dev/blob/fileblob"
 	"gocloud.dev/blob/s3blob"
@@ -46,6 +47,9 @@ type Store struct {
 	// prefix is prepended to every key: "" for the root store, "<name>/"
 	// for a Namespace.
 	prefix string
+	// guard runs every call to the storage through its resilience
+	// policies (nil: none); namespaces share it.
+	guard *resilience.Guard
 	// parent is the store a Namespace was made from; nil for a root store,
 	// which alone closes the bucket.
 	parent *Store
@@ -124,7 +128,7 @@ func (s *Store) Namespace(name string) *Store {
 	if s.parent != nil {
 		root = s.parent
 	}
-	return &Store{bucket: s.bucket, publishMu: s.publishMu, dir: s.dir, prefix: s.prefix + name + "/", parent: root}
+	return &Store{bucket: s.bucket, publishMu: s.publishMu, dir: s.dir, prefix: s.prefix + name + "/", parent: root, guard: s.guard}
 }
 
 // Close releases the bucket; it does nothing for a Namespace.
@@ -144,8 +148,8 @@ func (s *Store) key(sha string) (string, error) {
 	return s.prefix + k, nil
 }
 
-// Ping reports whether the storage is reachable: nil, or unavailable.
-func (s *Store) Ping(ctx context.Context) error {
+// ping reports whether the storage is reachable: nil, or unavailable.
+func (s *Store) ping(ctx context.Context) error {
 	if s.dir != "" {
 		if fi, err := os.Stat(s.dir); err != nil || !fi.IsDir() {
 			if err == nil {
@@ -206,9 +210,9 @@ func (s *Store) File(sha string) (*os.File, error) {
 	return f, nil
 }
 
-// Stat describes the object with digest sha. Errors: invalid, not_found,
+// stat describes the object with digest sha. Errors: invalid, not_found,
 // unavailable.
-func (s *Store) Stat(ctx context.Context, sha string) (Object, error) {
+func (s *Store) stat(ctx context.Context, sha string) (Object, error) {
 	key, err := s.key(sha)
 	if err != nil {
 		return Object{}, err
@@ -221,18 +225,12 @@ func (s *Store) Stat(ctx context.Context, sha string) (Object, error) {
 		Sniffed: a.Metadata[metaSniffed], Key: key, ModTime: a.ModTime}, nil
 }
 
-// Open opens the whole object with digest sha. Errors: invalid, not_found,
-// unavailable.
-func (s *Store) Open(ctx context.Context, sha string) (*Reader, Attributes, error) {
-	return s.OpenRange(ctx, sha, 0, -1)
-}
-
-// OpenRange opens length bytes of the object with digest sha from offset;
+// openRange opens length bytes of the object with digest sha from offset;
 // a negative length reads to the end, and a range past the end is cut
 // short. An offset equal to the size opens an empty reader. Errors:
 // invalid (a negative offset; range_not_satisfiable for an offset past the
 // end), not_found, unavailable.
-func (s *Store) OpenRange(ctx context.Context, sha string, offset, length int64) (*Reader, Attributes, error) {
+func (s *Store) openRange(ctx context.Context, sha string, offset, length int64) (*Reader, Attributes, error) {
 	key, err := s.key(sha)
 	if err != nil {
 		return nil, Attributes{}, err
@@ -261,7 +259,7 @@ func (s *Store) OpenRange(ctx context.Context, sha string, offset, length int64)
 // it is range_not_satisfiable, at the end an empty reader; otherwise the
 // original error stands.
 func (s *Store) openAtEnd(ctx context.Context, sha, key string, offset int64, orig error) (*Reader, error) {
-	o, err := s.Stat(ctx, sha)
+	o, err := s.stat(ctx, sha)
 	switch {
 	case err != nil || offset < o.Size:
 		return nil, orig
@@ -279,11 +277,11 @@ func rangeNotSatisfiable(offset, size int64) *strata.Error {
 		"the range starts at byte %d, past the end of the %d-byte object", offset, size)
 }
 
-// Delete removes the object with digest sha; deleting a missing object is
+// deleteObject removes the object with digest sha; deleting a missing object is
 // not an error. Callers decide when no one refers to the object any more:
 // a Put of the same bytes racing a Delete may report an object that the
 // Delete then removes. Errors: invalid, unavailable.
-func (s *Store) Delete(ctx context.Context, sha string) error {
+func (s *Store) deleteObject(ctx context.Context, sha string) error {
 	key, err := s.key(sha)
 	if err != nil {
 		return err
@@ -449,11 +447,11 @@ func (s *Store) restoreAll(ctx context.Context, shas []string, cause error) erro
 	return cause
 }
 
-// EnsurePresent makes sure the object with digest sha exists, restoring
+// ensurePresent makes sure the object with digest sha exists, restoring
 // it from the trash when a concurrent Sweep has just removed it; see
 // Sweep. It reports whether the object is present. Errors: invalid,
 // unavailable.
-func (s *Store) EnsurePresent(ctx context.Context, sha string) (bool, error) {
+func (s *Store) ensurePresent(ctx context.Context, sha string) (bool, error) {
 	key, err := s.key(sha)
 	if err != nil {
 		return false, err

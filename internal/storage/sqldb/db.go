@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"github.com/stratadev/strata/internal/resilience"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -52,6 +53,21 @@ type DB struct {
 	// router): consistency tokens name databases by it.
 	label    string
 	replicas *replicaSet // PostgreSQL streaming replicas; nil without
+	// guard runs PostgreSQL transactions and pings through the database's
+	// resilience policies (nil: none; see SetGuard).
+	guard *resilience.Guard
+}
+
+// SetGuard makes the transactions and pings of a PostgreSQL database go
+// through g: a timeout, a circuit breaker (a database that keeps failing
+// fails requests at once, 503 with Retry-After, instead of each waiting
+// on it) and a bulkhead. Transactions are never retried by the guard —
+// Tx retries serialization failures and deadlocks itself. SQLite, a file
+// of this process, is not guarded. Call it before use.
+func (db *DB) SetGuard(g *resilience.Guard) {
+	if db.dialect == Postgres {
+		db.guard = g
+	}
 }
 
 // SQLiteOptions tunes OpenSQLite.
@@ -157,11 +173,13 @@ func (db *DB) Primary() *Pool { return db.primary }
 
 // Ping checks that the database answers a query.
 func (db *DB) Ping(ctx context.Context) error {
-	var one int
-	if err := db.reader.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
-		return fmt.Errorf("ping %s: %w", db.name, err)
-	}
-	return nil
+	return db.guard.Do(ctx, resilience.Once, func(ctx context.Context) error {
+		var one int
+		if err := db.reader.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
+			return fmt.Errorf("ping %s: %w", db.name, err)
+		}
+		return nil
+	})
 }
 
 // ForUpdate returns the clause that makes a SELECT inside a transaction
@@ -209,7 +227,7 @@ func (db *DB) Tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	if db.commits != nil {
 		return db.commits.do(ctx, fn)
 	}
-	if err := db.pgTxRetry(ctx, fn); err != nil {
+	if err := db.guard.Do(ctx, resilience.Once, func(ctx context.Context) error { return db.pgTxRetry(ctx, fn) }); err != nil {
 		return err
 	}
 	db.observeCommit(ctx)

@@ -1,0 +1,295 @@
+// Package resilience guards the calls a Strata instance makes to what it
+// depends on — the database, NATS, blob storage — with one stack of
+// failsafe-go policies per dependency, configured in one place
+// (cmd/strata) and measured the same way:
+//
+//   - a timeout per call, so that a hung dependency costs a bounded wait;
+//   - retries with jittered exponential back-off, only for calls that are
+//     safe to repeat (Idempotent), never past an open breaker;
+//   - a circuit breaker, which opens when a large share of recent calls
+//     failed and then fails calls at once (503 with Retry-After) instead
+//     of letting every request wait out the timeout, until trial calls
+//     succeed;
+//   - a bulkhead, which bounds the calls in flight to the dependency, so
+//     that a slow one cannot absorb every goroutine of the instance.
+//
+// Only failures of the dependency count against the breaker: an error
+// the dependency answered on purpose (not found, invalid, conflict) is a
+// success; unavailable, internal and unknown errors and timeouts are
+// failures; a caller's own cancellation is neither.
+//
+// Cross-module HTTP calls have the same policies in package gateway
+// (Gateway.Do), where they also balance over instances.
+package resilience
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/failsafe-go/failsafe-go"
+	"github.com/failsafe-go/failsafe-go/bulkhead"
+	"github.com/failsafe-go/failsafe-go/circuitbreaker"
+	"github.com/failsafe-go/failsafe-go/retrypolicy"
+	"github.com/failsafe-go/failsafe-go/timeout"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spf13/pflag"
+	"github.com/stratadev/strata"
+)
+
+// Config is the policies of one dependency.
+type Config struct {
+	// Timeout bounds one call (not the streaming of a body); 0: none.
+	Timeout time.Duration
+	// Retries is how many more times an Idempotent call is tried after a
+	// failure, waiting Backoff (jittered) doubling up to 1 s in between.
+	Retries int
+	Backoff time.Duration
+	// MaxConcurrent bounds the calls in flight at once (0: no bound); a
+	// call waits up to MaxWait for a slot, then fails as busy.
+	MaxConcurrent int
+	MaxWait       time.Duration
+	// The breaker opens when BreakerFailureRate of the calls in the last
+	// BreakerWindow failed, once there were BreakerMinCalls of them, and
+	// stays open BreakerDelay before letting trial calls through.
+	BreakerFailureRate float64
+	BreakerMinCalls    int
+	BreakerWindow      time.Duration
+	BreakerDelay       time.Duration
+}
+
+// RegisterFlags registers dep's settings as --dep-timeout, --dep-retries,
+// --dep-max-concurrent and --dep-breaker-delay, with def's values as
+// defaults; the other fields keep def's values.
+func (c *Config) RegisterFlags(fs *pflag.FlagSet, dep, what string, def Config) {
+	*c = def
+	fs.DurationVar(&c.Timeout, dep+"-timeout", def.Timeout, "how long one call to "+what+" may take before it fails (0: no limit)")
+	fs.IntVar(&c.Retries, dep+"-retries", def.Retries, "how many more times a failed call to "+what+" that is safe to repeat is tried")
+	fs.IntVar(&c.MaxConcurrent, dep+"-max-concurrent", def.MaxConcurrent, "calls to "+what+" in flight at once; more wait up to 1s, then fail as busy (0: no limit)")
+	fs.DurationVar(&c.BreakerDelay, dep+"-breaker-delay", def.BreakerDelay, "how long the circuit breaker of "+what+" fails calls at once after it opened (half of the calls in 10s failing opens it)")
+}
+
+// Validate checks the settings of dep.
+func (c Config) Validate(dep string) error {
+	switch {
+	case c.Timeout < 0:
+		return fmt.Errorf("%s-timeout: must not be negative, got %s", dep, c.Timeout)
+	case c.Retries < 0 || c.Retries > 10:
+		return fmt.Errorf("%s-retries: must be between 0 and 10, got %d", dep, c.Retries)
+	case c.MaxConcurrent < 0:
+		return fmt.Errorf("%s-max-concurrent: must not be negative, got %d", dep, c.MaxConcurrent)
+	case c.BreakerDelay <= 0:
+		return fmt.Errorf("%s-breaker-delay: must be positive, got %s", dep, c.BreakerDelay)
+	case c.BreakerFailureRate <= 0 || c.BreakerFailureRate > 1:
+		return fmt.Errorf("%s: breaker failure rate must be in (0, 1], got %g", dep, c.BreakerFailureRate)
+	}
+	return nil
+}
+
+// Defaults returns a Config with the breaker settings every dependency
+// shares and the given timeout, retries and concurrency.
+func Defaults(timeout time.Duration, retries, maxConcurrent int) Config {
+	return Config{Timeout: timeout, Retries: retries, Backoff: 20 * time.Millisecond, MaxConcurrent: maxConcurrent,
+		MaxWait: time.Second, BreakerFailureRate: 0.5, BreakerMinCalls: 20, BreakerWindow: 10 * time.Second,
+		BreakerDelay: 5 * time.Second}
+}
+
+// Kind says how a call may be guarded.
+type Kind int
+
+const (
+	// Once is a call that must not be repeated (a write that is not
+	// idempotent): timeout, breaker and bulkhead, no retry.
+	Once Kind = iota
+	// Idempotent is a call that may be repeated: it is also retried.
+	Idempotent
+	// Stream is a call whose duration is the client's (a body streaming
+	// in), or that returns something read later under the caller's
+	// context (a reader): breaker and bulkhead only, and fn gets the
+	// caller's context itself.
+	Stream
+)
+
+// Metrics count the guards' decisions, per dependency.
+type Metrics struct {
+	calls   *prometheus.CounterVec
+	retries *prometheus.CounterVec
+	breaker *prometheus.GaugeVec
+}
+
+// NewMetrics registers the collectors on reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "strata_dependency_calls_total",
+			Help: "Calls to a dependency, by outcome: ok, failure, timeout, breaker_open (failed at once), busy (bulkhead full), canceled (by the caller).",
+		}, []string{"dependency", "outcome"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "strata_dependency_retries_total",
+			Help: "Calls to a dependency tried again after a failure.",
+		}, []string{"dependency"}),
+		breaker: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "strata_dependency_breaker_state",
+			Help: "Each dependency's circuit breaker: 0 closed, 1 half-open, 2 open.",
+		}, []string{"dependency"}),
+	}
+	reg.MustRegister(m.calls, m.retries, m.breaker)
+	return m
+}
+
+// Guard runs calls to one dependency through its policies. A nil *Guard
+// runs calls as they are, so that code guarded in production runs bare in
+// unit tests.
+type Guard struct {
+	name     string
+	cfg      Config
+	breaker  circuitbreaker.CircuitBreaker[any]
+	bulkhead bulkhead.Bulkhead[any]
+	retry    retrypolicy.RetryPolicy[any]
+	timeout  timeout.Timeout[any]
+	calls    map[string]prometheus.Counter
+}
+
+// New returns the guard of dependency name. m may be nil.
+func New(name string, cfg Config, m *Metrics, log *slog.Logger) *Guard {
+	if m == nil {
+		m = NewMetrics(prometheus.NewRegistry())
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.BreakerFailureRate <= 0 {
+		cfg.BreakerFailureRate = 0.5
+	}
+	g := &Guard{name: name, cfg: cfg, calls: map[string]prometheus.Counter{}}
+	for _, o := range []string{"ok", "failure", "timeout", "breaker_open", "busy", "canceled"} {
+		g.calls[o] = m.calls.WithLabelValues(name, o)
+	}
+	gauge := m.breaker.WithLabelValues(name)
+	g.breaker = circuitbreaker.NewBuilder[any]().
+		HandleIf(func(_ any, err error) bool { return failure(err) }).
+		WithFailureRateThreshold(cfg.BreakerFailureRate, uint(max(cfg.BreakerMinCalls, 1)), max(cfg.BreakerWindow, time.Second)).
+		WithDelay(cfg.BreakerDelay).
+		WithJitterFactor(0.2).
+		WithSuccessThresholdRatio(3, 5).
+		OnStateChanged(func(e circuitbreaker.StateChangedEvent) {
+			switch e.NewState {
+			case circuitbreaker.OpenState:
+				gauge.Set(2)
+				log.Warn("circuit breaker open: failing calls at once", "dependency", name, "for", cfg.BreakerDelay.String())
+			case circuitbreaker.HalfOpenState:
+				gauge.Set(1)
+			case circuitbreaker.ClosedState:
+				gauge.Set(0)
+				log.Info("circuit breaker closed", "dependency", name)
+			}
+		}).
+		Build()
+	if cfg.MaxConcurrent > 0 {
+		g.bulkhead = bulkhead.NewBuilder[any](uint(cfg.MaxConcurrent)).WithMaxWaitTime(cfg.MaxWait).Build()
+	}
+	if cfg.Retries > 0 {
+		retries := m.retries.WithLabelValues(name)
+		g.retry = retrypolicy.NewBuilder[any]().
+			HandleIf(func(_ any, err error) bool { return failure(err) }).
+			AbortOnErrors(circuitbreaker.ErrOpen, bulkhead.ErrFull, context.Canceled).
+			WithMaxRetries(cfg.Retries).
+			WithBackoff(max(cfg.Backoff, time.Millisecond), time.Second).
+			WithJitterFactor(0.5).
+			ReturnLastFailure().
+			OnRetry(func(failsafe.ExecutionEvent[any]) { retries.Inc() }).
+			Build()
+	}
+	if cfg.Timeout > 0 {
+		g.timeout = timeout.New[any](cfg.Timeout)
+	}
+	return g
+}
+
+// Do runs fn, a call to the dependency, through the policies kind allows;
+// fn must use the context it is given (it carries the timeout). Errors
+// of the guard itself are strata errors with code unavailable and reason
+// dependency_unavailable (breaker open, with RetryAfter), dependency_busy
+// or dependency_timeout; fn's own errors come back as they were.
+func (g *Guard) Do(ctx context.Context, kind Kind, fn func(context.Context) error) error {
+	if g == nil {
+		return fn(ctx)
+	}
+	policies := make([]failsafe.Policy[any], 0, 4)
+	if kind == Idempotent && g.retry != nil {
+		policies = append(policies, g.retry)
+	}
+	policies = append(policies, g.breaker)
+	if g.bulkhead != nil {
+		policies = append(policies, g.bulkhead)
+	}
+	if kind != Stream && g.timeout != nil {
+		policies = append(policies, g.timeout)
+	}
+	err := failsafe.With(policies...).WithContext(ctx).RunWithExecution(func(exec failsafe.Execution[any]) error {
+		if kind == Stream {
+			return fn(ctx)
+		}
+		return fn(exec.Context())
+	})
+	return g.outcome(ctx, err)
+}
+
+func (g *Guard) outcome(ctx context.Context, err error) error {
+	switch {
+	case err == nil:
+		g.calls["ok"].Inc()
+		return nil
+	case errors.Is(err, circuitbreaker.ErrOpen):
+		g.calls["breaker_open"].Inc()
+		e := strata.Errorf(strata.CodeUnavailable, "dependency_unavailable", "%s is unavailable; retry shortly", g.name)
+		e.RetryAfter, e.Err = g.breaker.RemainingDelay(), err
+		return e
+	case errors.Is(err, bulkhead.ErrFull):
+		g.calls["busy"].Inc()
+		e := strata.Errorf(strata.CodeUnavailable, "dependency_busy", "%s is busy; retry shortly", g.name)
+		e.Err = err
+		return e
+	case errors.Is(err, timeout.ErrExceeded):
+		g.calls["timeout"].Inc()
+		e := strata.Errorf(strata.CodeUnavailable, "dependency_timeout", "%s did not answer in time; retry shortly", g.name)
+		e.Err = fmt.Errorf("%s: no answer within %s: %w", g.name, g.cfg.Timeout, err)
+		return e
+	case ctx.Err() != nil:
+		g.calls["canceled"].Inc()
+	case failure(err):
+		g.calls["failure"].Inc()
+	default:
+		g.calls["ok"].Inc() // the dependency answered; the answer was an error on purpose
+	}
+	return err
+}
+
+// State reports the breaker's state: closed, half-open or open.
+func (g *Guard) State() string {
+	if g == nil {
+		return "closed"
+	}
+	switch g.breaker.State() {
+	case circuitbreaker.OpenState:
+		return "open"
+	case circuitbreaker.HalfOpenState:
+		return "half-open"
+	}
+	return "closed"
+}
+
+// failure reports whether err means the dependency failed, rather than
+// answered an error on purpose or was abandoned by the caller.
+func failure(err error) bool {
+	if err == nil || errors.Is(err, context.Canceled) {
+		return false
+	}
+	var e *strata.Error
+	if errors.As(err, &e) {
+		return e.Code == strata.CodeUnavailable || e.Code == strata.CodeInternal
+	}
+	return true
+}
