@@ -56,7 +56,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		all[r] = true
 	}
 	discard := slog.New(slog.NewTextHandler(io.Discard, nil))
-	contentSvc, err := st.contentService(cfg.content, cfg.delivery, nil, content.NoEntitlements{}, discard, nil)
+	contentSvc, err := st.contentService(cfg.content, cfg.delivery, nil, content.NoEntitlements{}, content.Caches{}, discard, nil)
 	require.NoError(t, err)
 	paymentsSvc, err := st.paymentsService(cfg.payments, cfg.cardNetwork, contentCatalog{contentSvc}, discard, nil)
 	require.NoError(t, err)
@@ -108,7 +108,7 @@ func TestGatewayRoutesEveryPublicPath(t *testing.T) {
 	discard := slog.New(slog.NewTextHandler(io.Discard, nil))
 	svc, _, err := st.authService(&cfg, discard, nil)
 	require.NoError(t, err)
-	contentSvc, err := st.contentService(cfg.content, cfg.delivery, nil, content.NoEntitlements{}, discard, nil)
+	contentSvc, err := st.contentService(cfg.content, cfg.delivery, nil, content.NoEntitlements{}, content.Caches{}, discard, nil)
 	require.NoError(t, err)
 	paymentsSvc, err := st.paymentsService(cfg.payments, cfg.cardNetwork, contentCatalog{contentSvc}, discard, nil)
 	require.NoError(t, err)

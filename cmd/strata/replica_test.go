@@ -33,7 +33,8 @@ func TestServeOnPostgresWithAReplica(t *testing.T) {
 	t.Parallel()
 	pair := sqldbtest.StartPostgresPair(t)
 	in := start(t, t.TempDir(), "--shards", "16", "--postgres", "main="+pair.Primary,
-		"--postgres-replicas", "main="+pair.Replica, "--replica-max-lag", "1m", "--replica-check-interval", "50ms")
+		"--postgres-replicas", "main="+pair.Replica, "--replica-max-lag", "1m", "--replica-check-interval", "50ms",
+		"--cache=false") // to see the replica's stale answer; with the cache, a token also reads through it
 	require.Contains(t, in.stdout.String(), "PostgreSQL, 1 database(s) (main), 1 replica(s), 16 logical shards")
 
 	status, body := call(t, "POST", in.base+"/v1/auth/signup", map[string]string{"email": "maker@example.com",

@@ -150,13 +150,24 @@ func serveCmd(ctx context.Context, s *settings, stdout, stderr io.Writer) error 
 		sources := discoverySources(s, q.client.Conn(), logger)
 		goBG("peer discovery", func(ctx context.Context) error { return peers.Watch(ctx, sources...) })
 	}
+	cs, err := openCaches(s.cache, metrics.Registry(), guards, logger)
+	if err != nil {
+		return err
+	}
+	defer cs.close()
 	var paymentsSvc *payments.Service
 	var ents content.Entitlements = entitlementsOf{&paymentsSvc}
 	if entsRemote {
 		ents = remoteEntitlements{peerClient{peers, "payments", token}}
 	}
-	contentSvc, err := st.contentService(s.content, s.delivery, blobs, ents, logger, notify)
+	if cs.entitlements != nil {
+		ents = cachedEntitlements{ents, cs.entitlements}
+	}
+	contentSvc, err := st.contentService(s.content, s.delivery, blobs, ents, cs.content, logger, notify)
 	if err != nil {
+		return err
+	}
+	if err := cs.subscribe(q.client.Conn(), contentSvc); err != nil {
 		return err
 	}
 	var catalog payments.Catalog = contentCatalog{contentSvc}

@@ -73,6 +73,7 @@ type settings struct {
 	dbGuard           resilience.Config
 	natsGuard         resilience.Config
 	blobGuard         resilience.Config
+	cache             cacheSettings
 }
 
 func (s *settings) registerFlags(fs *pflag.FlagSet) {
@@ -113,6 +114,7 @@ func (s *settings) registerFlags(fs *pflag.FlagSet) {
 	s.dbGuard.RegisterFlags(fs, "db", "a PostgreSQL database (a transaction, a ping)", resilience.Defaults(30*time.Second, 0, 0))
 	s.natsGuard.RegisterFlags(fs, "nats", "NATS (a publish)", resilience.Defaults(5*time.Second, 2, 0))
 	s.blobGuard.RegisterFlags(fs, "blob", "blob storage (opening, stating or deleting an object; uploads stream without a time limit)", resilience.Defaults(30*time.Second, 2, 256))
+	s.cache.registerFlags(fs)
 	s.gateway.RegisterFlags(fs)
 	s.auth.RegisterFlags(fs)
 	s.content.RegisterFlags(fs)
@@ -183,6 +185,9 @@ func (s *settings) validate() error {
 		}
 	}
 	if err := s.gateway.Validate(); err != nil {
+		return err
+	}
+	if err := s.cache.validate(); err != nil {
 		return err
 	}
 	for dep, c := range map[string]resilience.Config{"db": s.dbGuard, "nats": s.natsGuard, "blob": s.blobGuard} {

@@ -339,7 +339,7 @@ func (c contentCatalog) Item(ctx context.Context, id strata.ID) (payments.Catalo
 // nil (no uploads or downloads). Download URLs are signed with the
 // configured keys, or else with one derived from the master key, which
 // every instance shares. Entitlements come from payments (ents).
-func (st *storage) contentService(cfg content.Config, delivery content.DeliveryConfig, blobs *blob.Store, ents content.Entitlements, logger *slog.Logger, notify func()) (*content.Service, error) {
+func (st *storage) contentService(cfg content.Config, delivery content.DeliveryConfig, blobs *blob.Store, ents content.Entitlements, caches content.Caches, logger *slog.Logger, notify func()) (*content.Service, error) {
 	clock := strata.SystemClock{}
 	keys, err := content.ParseSigningKeys(delivery.SigningKeys) // validated with the other settings
 	if err != nil {
@@ -354,7 +354,7 @@ func (st *storage) contentService(cfg content.Config, delivery content.DeliveryC
 	}
 	d := content.Deps{
 		Store: contentsql.New(st.router, clock), Entitlements: ents,
-		Config: cfg, Delivery: delivery, Signer: signer, Clock: clock, Logger: logger, NotifyOutbox: notify,
+		Config: cfg, Delivery: delivery, Signer: signer, Clock: clock, Logger: logger, NotifyOutbox: notify, Caches: caches,
 	}
 	if blobs != nil {
 		d.Blobs, d.Previews = blobs, blobs.Namespace(previewsNamespace)

@@ -123,7 +123,7 @@ func (s *Service) Download(ctx context.Context, id strata.ID, variant string) (*
 	if s.signer == nil {
 		return nil, errNoDelivery
 	}
-	it, err := s.store.ItemByID(ctx, id)
+	it, err := s.itemByID(ctx, id)
 	if strata.ErrorCode(err) == strata.CodeNotFound {
 		return nil, errNotFound
 	}

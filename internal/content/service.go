@@ -23,6 +23,7 @@ type Service struct {
 	signer       *URLSigner
 	delivery     DeliveryConfig
 	cdnCache     *cdnCache
+	caches       Caches
 }
 
 // Deps are the collaborators of a Service.
@@ -49,12 +50,15 @@ type Deps struct {
 	// Delivery holds the /cdn/ settings; zero fields take their defaults
 	// (the signer carries the URL lifetime and keys).
 	Delivery DeliveryConfig
+	// Caches are read through when set; Invalidate keeps them current.
+	Caches Caches
 }
 
 // NewService returns a Service.
 func NewService(d Deps) *Service {
 	s := &Service{store: d.Store, entitlements: d.Entitlements, clock: d.Clock, log: d.Logger, notify: d.NotifyOutbox,
-		cfg: d.Config.withDefaults(), blobs: d.Blobs, previews: d.Previews, signer: d.Signer, delivery: d.Delivery.withDefaults()}
+		cfg: d.Config.withDefaults(), blobs: d.Blobs, previews: d.Previews, signer: d.Signer, delivery: d.Delivery.withDefaults(),
+		caches: d.Caches}
 	s.cdnCache = newCDNCache(s.delivery.CacheBytes, s.delivery.CacheObjectMaxBytes)
 	if s.entitlements == nil {
 		s.entitlements = NoEntitlements{}
@@ -144,6 +148,7 @@ func (s *Service) CreateItem(ctx context.Context, in NewItem) (*Item, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.changed(ctx, it.ID)
 	s.notify()
 	return it, nil
 }
@@ -176,7 +181,7 @@ func validate(title, description string, price strata.Money, tags []string) ([]s
 // deleted items only to their creator and admins. Errors: not_found
 // "item_not_found".
 func (s *Service) Item(ctx context.Context, id strata.ID) (*Item, error) {
-	it, err := s.store.ItemByID(ctx, id)
+	it, err := s.itemByID(ctx, id)
 	if strata.ErrorCode(err) == strata.CodeNotFound {
 		return nil, errNotFound
 	}
@@ -197,7 +202,7 @@ func (s *Service) Lookup(ctx context.Context, id strata.ID) (*Item, error) {
 	if _, ok := id.Shard(); !ok {
 		return nil, errNotFound
 	}
-	it, err := s.store.ItemByID(ctx, id)
+	it, err := s.itemByID(ctx, id)
 	if strata.ErrorCode(err) == strata.CodeNotFound {
 		return nil, errNotFound
 	}
@@ -247,6 +252,7 @@ func (s *Service) manage(ctx context.Context, id strata.ID, fn func(tx Tx, it *I
 	if err != nil {
 		return nil, err
 	}
+	s.changed(ctx, id)
 	if wrote {
 		s.notify()
 	}
@@ -379,10 +385,11 @@ func (s *Service) ListItems(ctx context.Context, f ListFilter) ([]Item, strata.I
 	}
 	page := f.Limit
 	f.Limit = page + 1 // one more says whether a next page exists
-	items, err := s.store.ListItems(ctx, f)
+	p, err := s.listItems(ctx, f)
 	if err != nil {
 		return nil, "", err
 	}
+	items := p.Items
 	if len(items) <= page {
 		return items, "", nil
 	}

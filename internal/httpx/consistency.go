@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/stratadev/strata"
+	"github.com/stratadev/strata/internal/cache"
 	"github.com/stratadev/strata/internal/storage/sqldb"
 )
 
@@ -30,6 +31,12 @@ func Consistency(next http.Handler) http.Handler {
 				rw.Header().Set(HeaderConsistency, tok)
 			}
 		})
-		next.ServeHTTP(rw, r.WithContext(sqldb.WithConsistency(r.Context(), c)))
+		ctx := sqldb.WithConsistency(r.Context(), c)
+		if !c.Empty() {
+			// Another instance's cached copy may predate the client's
+			// write: read through the caches.
+			ctx = cache.Fresh(ctx)
+		}
+		next.ServeHTTP(rw, r.WithContext(ctx))
 	})
 }

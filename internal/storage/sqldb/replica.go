@@ -363,6 +363,17 @@ func (c *Consistency) observe(name string, lsn uint64) {
 
 func (c *Consistency) taint(name string) { c.observe(name, maxLSN) }
 
+// Empty reports whether c holds no position: the client wrote nothing
+// (or sent no token).
+func (c *Consistency) Empty() bool {
+	if c == nil {
+		return true
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.pos) == 0
+}
+
 // need returns the position a replica must have replayed for the holder
 // of c to read database name from it; 0 for no token.
 func (c *Consistency) need(name string) uint64 {

@@ -1,0 +1,155 @@
+package cache
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/rueidis"
+	"github.com/stratadev/strata/internal/resilience"
+)
+
+// Redis is the shared tier over rueidis. Reads use server-assisted
+// client-side caching: a value read once is kept in this process until
+// Redis reports that its key changed (RESP3 CLIENT TRACKING), so repeated
+// Redis hits cost no round trip. Every call goes through a resilience
+// guard (a short timeout and a circuit breaker): with Redis down or slow,
+// calls fail fast and the caches go on without it.
+type Redis struct {
+	client  atomic.Pointer[rueidis.Client]
+	opt     rueidis.ClientOption
+	guard   *resilience.Guard
+	local   time.Duration // how long a client-side copy may be kept at most
+	log     *slog.Logger
+	stop    context.CancelFunc
+	started chan struct{}
+}
+
+// OpenRedis connects to the Redis at url (redis://[user:password@]host:port/db)
+// in the background: until it answers, calls fail (and the caches skip
+// the tier); a Redis down at start does not stop the instance.
+func OpenRedis(url string, guard *resilience.Guard, log *slog.Logger) (*Redis, error) {
+	opt, err := rueidis.ParseURL(url)
+	if err != nil {
+		return nil, fmt.Errorf("redis-url: %w", err)
+	}
+	opt.Dialer.Timeout = time.Second
+	opt.ConnWriteTimeout = 2 * time.Second
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	r := &Redis{opt: opt, guard: guard, local: time.Minute, log: log, stop: stop, started: make(chan struct{})}
+	go r.connect(ctx)
+	return r, nil
+}
+
+// connect dials until Redis answers, then keeps the client (rueidis
+// reconnects by itself afterwards).
+func (r *Redis) connect(ctx context.Context) {
+	defer close(r.started)
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
+		c, err := rueidis.NewClient(r.opt)
+		if err == nil {
+			r.client.Store(&c)
+			return
+		}
+		r.log.Warn("redis unreachable; caching in process only until it answers", "error", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
+}
+
+// WaitConnected waits until the first connection is made or ctx ends.
+func (r *Redis) WaitConnected(ctx context.Context) error {
+	select {
+	case <-r.started:
+		if r.client.Load() == nil {
+			return fmt.Errorf("redis: closed before connecting")
+		}
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+var errNotConnected = fmt.Errorf("redis: not connected yet")
+
+func (r *Redis) c() (rueidis.Client, error) {
+	p := r.client.Load()
+	if p == nil {
+		return nil, errNotConnected
+	}
+	return *p, nil
+}
+
+// Get reads key, from this process's tracked copy when it has one.
+func (r *Redis) Get(ctx context.Context, key string) ([]byte, bool, error) {
+	c, err := r.c()
+	if err != nil {
+		return nil, false, err
+	}
+	var val []byte
+	var found bool
+	err = r.guard.Do(ctx, resilience.Once, func(ctx context.Context) error {
+		b, err := c.DoCache(ctx, c.B().Get().Key(key).Cache(), r.local).AsBytes()
+		if rueidis.IsRedisNil(err) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		val, found = b, true
+		return nil
+	})
+	return val, found, err
+}
+
+// Set writes key with a time to live.
+func (r *Redis) Set(ctx context.Context, key string, val []byte, ttl time.Duration) error {
+	if ttl <= 0 {
+		return nil
+	}
+	c, err := r.c()
+	if err != nil {
+		return err
+	}
+	return r.guard.Do(ctx, resilience.Once, func(ctx context.Context) error {
+		return c.Do(ctx, c.B().Set().Key(key).Value(rueidis.BinaryString(val)).Px(ttl).Build()).Error()
+	})
+}
+
+// Del deletes keys; Redis tells every tracking client to drop its copies.
+func (r *Redis) Del(ctx context.Context, keys ...string) error {
+	c, err := r.c()
+	if err != nil {
+		return err
+	}
+	return r.guard.Do(ctx, resilience.Idempotent, func(ctx context.Context) error {
+		return c.Do(ctx, c.B().Del().Key(keys...).Build()).Error()
+	})
+}
+
+// Client returns the rueidis client, nil until connected (the rate
+// limiter shares the connection).
+func (r *Redis) Client() rueidis.Client {
+	c, _ := r.c()
+	return c
+}
+
+// Guard returns the guard Redis calls go through.
+func (r *Redis) Guard() *resilience.Guard { return r.guard }
+
+// Close stops connecting and closes the client.
+func (r *Redis) Close() {
+	r.stop()
+	<-r.started
+	if c, err := r.c(); err == nil {
+		c.Close()
+	}
+}
