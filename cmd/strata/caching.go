@@ -20,6 +20,7 @@ import (
 // cacheSettings are the settings of the caching tier.
 type cacheSettings struct {
 	enabled    bool
+	tiers      string
 	redisURL   string
 	ttl        time.Duration
 	maxEntries int
@@ -28,6 +29,7 @@ type cacheSettings struct {
 
 func (c *cacheSettings) registerFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&c.enabled, "cache", true, "cache items, listings and entitlements (false reads the database every time)")
+	fs.StringVar(&c.tiers, "cache-tiers", "both", "which tiers the item and entitlement caches use: both (in process, then Redis), local (in process only) or redis (Redis only, with its client-side cache); for measuring them apart")
 	fs.StringVar(&c.redisURL, "redis-url", "", "redis://[user:password@]host:port[/db] of a Redis shared by the instances as the second cache tier and for rate limits; empty caches in each process only")
 	fs.DurationVar(&c.ttl, "cache-ttl", 30*time.Second, "how long a cached item or entitlement is served without reading the database; changes invalidate it at once, this bounds staleness when an event is lost")
 	fs.IntVar(&c.maxEntries, "cache-max-entries", 100_000, "entries each in-process cache keeps at most (least valuable evicted first)")
@@ -39,6 +41,15 @@ func (c *cacheSettings) registerFlags(fs *pflag.FlagSet) {
 func (c *cacheSettings) validate() error {
 	if c.ttl < time.Second {
 		return fmt.Errorf("cache-ttl: must be at least 1s, got %s", c.ttl)
+	}
+	switch c.tiers {
+	case "both", "local":
+	case "redis":
+		if c.redisURL == "" {
+			return fmt.Errorf("cache-tiers: redis needs --redis-url")
+		}
+	default:
+		return fmt.Errorf("cache-tiers: must be both, local or redis, got %q", c.tiers)
 	}
 	if c.maxEntries < 100 {
 		return fmt.Errorf("cache-max-entries: must be at least 100, got %d", c.maxEntries)
@@ -58,24 +69,28 @@ type caches struct {
 // --redis-url is set.
 func openCaches(c cacheSettings, reg prometheus.Registerer, guards *resilience.Metrics, logger *slog.Logger) (*caches, error) {
 	cs := &caches{}
-	if !c.enabled {
-		return cs, nil
-	}
-	var remote cache.Remote
-	if c.redisURL != "" {
+	if c.redisURL != "" { // the rate limits use it too, cache or not
 		r, err := cache.OpenRedis(c.redisURL, resilience.New("redis", c.redisGuard, guards, logger), logger)
 		if err != nil {
 			return nil, err
 		}
-		cs.redis, remote = r, r
+		cs.redis = r
+	}
+	if !c.enabled {
+		return cs, nil
+	}
+	var remote cache.Remote
+	if cs.redis != nil && c.tiers != "local" {
+		remote = cs.redis
 	}
 	m := cache.NewMetrics(reg)
+	noLocal := c.tiers == "redis"
 	cs.content.Items = cache.New[content.Item]("items", cache.Config{TTL: c.ttl, StaleFor: c.ttl, NegativeTTL: 5 * time.Second,
-		Jitter: 0.1, MaxEntries: c.maxEntries, Shared: true}, remote, m)
+		Jitter: 0.1, MaxEntries: c.maxEntries, Shared: true, NoLocal: noLocal}, remote, m)
 	cs.content.Lists = cache.New[content.ListPage]("listings", cache.Config{TTL: 5 * time.Second, Jitter: 0.1,
 		MaxEntries: 1000}, nil, m)
 	cs.entitlements = cache.New[bool]("entitlements", cache.Config{TTL: c.ttl, Jitter: 0.1, MaxEntries: c.maxEntries,
-		Shared: true}, remote, m)
+		Shared: true, NoLocal: noLocal}, remote, m)
 	return cs, nil
 }
 

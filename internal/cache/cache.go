@@ -47,6 +47,10 @@ type Config struct {
 	// Shared keeps values in the Redis tier too (when one is configured);
 	// false keeps them in this process only (listings, say).
 	Shared bool
+	// NoLocal skips the in-process tier: every lookup asks the Redis tier
+	// (whose client-side cache still answers repeated reads in process).
+	// For measuring the tiers apart; a deployment wants both.
+	NoLocal bool
 }
 
 // Remote is the shared tier.
@@ -135,7 +139,7 @@ func (c *Cache[V]) Get(ctx context.Context, key string, load func(context.Contex
 		return e.result()
 	}
 	now := c.now()
-	if e, ok := c.local.GetIfPresent(key); ok {
+	if e, ok := c.getLocal(key); ok {
 		if now.Before(e.fresh) {
 			c.metrics.hit("local")
 			return e.result()
@@ -163,7 +167,7 @@ func (c *Cache[V]) Get(ctx context.Context, key string, load func(context.Contex
 // fill is a miss: the Redis tier, else the loader.
 func (c *Cache[V]) fill(ctx context.Context, key string, load func(context.Context) (V, error)) (*entry[V], error) {
 	if e := c.fromRemote(ctx, key); e != nil {
-		c.local.Set(key, e)
+		c.setLocal(key, e)
 		return e, nil
 	}
 	return c.loadAndStore(ctx, key, load)
@@ -185,15 +189,28 @@ func (c *Cache[V]) loadAndStore(ctx context.Context, key string, load func(conte
 	default:
 		// stale-if-error: the loader failed; an expired value is better
 		// than none, within StaleFor.
-		if old, ok := c.local.GetIfPresent(key); ok && c.now().Before(old.stale) {
+		if old, ok := c.getLocal(key); ok && c.now().Before(old.stale) {
 			c.metrics.stale.Inc()
 			return old, nil
 		}
 		return nil, err
 	}
-	c.local.Set(key, e)
+	c.setLocal(key, e)
 	c.toRemote(ctx, key, e)
 	return e, nil
+}
+
+func (c *Cache[V]) getLocal(key string) (*entry[V], bool) {
+	if c.cfg.NoLocal {
+		return nil, false
+	}
+	return c.local.GetIfPresent(key)
+}
+
+func (c *Cache[V]) setLocal(key string, e *entry[V]) {
+	if !c.cfg.NoLocal {
+		c.local.Set(key, e)
+	}
 }
 
 // refresh reloads key in the background, once however many ask.
@@ -210,7 +227,7 @@ func (c *Cache[V]) refresh(key string, load func(context.Context) (V, error)) {
 		var se *strata.Error
 		errors.As(err, &se)
 		e := c.newEntry(v, se)
-		c.local.Set(key, e)
+		c.setLocal(key, e)
 		c.toRemote(ctx, key, e)
 		return e, nil
 	})
