@@ -1,9 +1,11 @@
 package main
 
 import (
+	"github.com/stretchr/testify/assert"
 	"io"
 	"net/http"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -33,6 +35,34 @@ func TestCacheInvalidationAcrossInstances(t *testing.T) {
 	require.Equal(t, http.StatusCreated, status, "%v", body)
 	url := "/v1/items/" + body["id"].(string)
 
+	metrics := func(in *instance) string {
+		resp, err := http.Get(in.base + "/metrics")
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		return string(b)
+	}
+
+	// A thundering herd on a key b has never read: one database read.
+	var wg sync.WaitGroup
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1000}}
+	for range 1000 {
+		wg.Go(func() {
+			req, _ := http.NewRequest("GET", b.base+url, nil)
+			req.Header.Set("Authorization", "Bearer "+creator)
+			resp, err := client.Do(req)
+			if assert.NoError(t, err) {
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				assert.Equal(t, http.StatusOK, resp.StatusCode)
+			}
+		})
+	}
+	wg.Wait()
+	require.Contains(t, metrics(b), `strata_cache_loads_total{cache="items",result="ok"} 1`+"\n",
+		"1,000 concurrent requests for a cold item make one database read on the instance")
+
 	title := func(in *instance) string {
 		status, body := call(t, "GET", in.base+url, nil, creator)
 		require.Equal(t, http.StatusOK, status, "%v", body)
@@ -47,13 +77,5 @@ func TestCacheInvalidationAcrossInstances(t *testing.T) {
 	require.Eventually(t, func() bool { return title(b) == "Second" }, 5*time.Second, 10*time.Millisecond,
 		"the other instance's copy is invalidated by the change's event")
 
-	metrics := func(in *instance) string {
-		resp, err := http.Get(in.base + "/metrics")
-		require.NoError(t, err)
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		require.NoError(t, err)
-		return string(b)
-	}
 	require.Contains(t, metrics(b), `strata_cache_requests_total{cache="items",result="hit",tier="`)
 }
