@@ -13,6 +13,7 @@ import (
 	"github.com/stratadev/strata"
 	"github.com/stratadev/strata/internal/cache"
 	"github.com/stratadev/strata/internal/content"
+	"github.com/stratadev/strata/internal/idempotency"
 	"github.com/stratadev/strata/internal/payments"
 	"github.com/stratadev/strata/internal/resilience"
 )
@@ -62,6 +63,7 @@ type caches struct {
 	redis        *cache.Redis
 	content      content.Caches
 	entitlements *cache.Cache[bool]
+	replays      *cache.Cache[idempotency.Replay]
 	subs         []*nats.Subscription
 }
 
@@ -90,6 +92,8 @@ func openCaches(c cacheSettings, reg prometheus.Registerer, guards *resilience.M
 	cs.content.Lists = cache.New[content.ListPage]("listings", cache.Config{TTL: 5 * time.Second, Jitter: 0.1,
 		MaxEntries: 1000}, nil, m)
 	cs.entitlements = cache.New[bool]("entitlements", cache.Config{TTL: c.ttl, Jitter: 0.1, MaxEntries: c.maxEntries,
+		Shared: true, NoLocal: noLocal}, remote, m)
+	cs.replays = cache.New[idempotency.Replay]("replays", cache.Config{TTL: 10 * time.Minute, MaxEntries: c.maxEntries,
 		Shared: true, NoLocal: noLocal}, remote, m)
 	return cs, nil
 }

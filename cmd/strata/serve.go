@@ -179,6 +179,9 @@ func serveCmd(ctx context.Context, s *settings, stdout, stderr io.Writer) error 
 	}
 	logger.Warn("payments use the built-in test card network: no real money moves")
 	keys := idempotency.NewStore(st.router, clock)
+	if cs.replays != nil {
+		keys.SetReplayCache(cs.replays)
+	}
 	hooks := webhook.NewService(webhook.Deps{Router: st.router, Sealer: sealer, Clock: clock, Logger: logger, Config: s.webhooks})
 	mux := newMux(roles, probes, metrics, authSvc, contentSvc, paymentsSvc, hooks, idempotency.Middleware(keys, idempotencyConfig(s.idempotency, st.masterKey)), httpx.RequireInternal(token), s.trustProxy)
 

@@ -306,6 +306,37 @@ func (c *Cache[V]) toRemote(ctx context.Context, key string, e *entry[V]) {
 	}
 }
 
+// Peek returns the value of key when a tier holds it fresh, without
+// loading anything: for values that are put, not loaded (Put).
+func (c *Cache[V]) Peek(ctx context.Context, key string) (V, bool) {
+	now := c.now()
+	if e, ok := c.getLocal(key); ok && now.Before(e.fresh) && e.notFound == nil {
+		c.metrics.hit("local")
+		return e.val, true
+	}
+	if e := c.fromRemote(ctx, key); e != nil && now.Before(e.fresh) && e.notFound == nil {
+		c.setLocal(key, e)
+		return e.val, true
+	}
+	c.metrics.miss.Inc()
+	var zero V
+	return zero, false
+}
+
+// Put caches v under key in both tiers for at most ttl (and at most the
+// cache's TTL): for values that never change once made, like a recorded
+// response.
+func (c *Cache[V]) Put(ctx context.Context, key string, v V, ttl time.Duration) {
+	ttl = min(ttl, c.cfg.TTL)
+	if ttl <= 0 {
+		return
+	}
+	now := c.now()
+	e := &entry[V]{val: v, fresh: now.Add(ttl), stale: now.Add(ttl)}
+	c.setLocal(key, e)
+	c.toRemote(ctx, key, e)
+}
+
 // Delete drops keys from both tiers: the writer's call after a change
 // commits, so that its own next read sees the change.
 func (c *Cache[V]) Delete(ctx context.Context, keys ...string) {

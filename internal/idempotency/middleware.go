@@ -106,6 +106,9 @@ func Middleware(store *Store, cfg Config) func(http.Handler) http.Handler {
 // recorded for it.
 func (s *Store) serve(w http.ResponseWriter, r *http.Request, next http.Handler, cfg Config, scope, key, hash string) {
 	ctx := r.Context()
+	if s.fastReplay(ctx, w, scope, key, hash) {
+		return
+	}
 	db, err := s.router.ForID(strata.ID(scope))
 	if err != nil {
 		// Not an ID of this deployment (a principal made by hand): any
@@ -142,12 +145,12 @@ func (s *Store) serve(w http.ResponseWriter, r *http.Request, next http.Handler,
 	}()
 	next.ServeHTTP(httpx.NewResponseWriter(rec), r)
 	finished = true
-	s.finish(ctx, db, rec, cfg, scope, key, c.token)
+	s.finish(ctx, db, rec, cfg, scope, key, hash, c.token)
 }
 
 // finish records the handler's response when it is final, and releases the
 // key otherwise. It runs even when the client has gone.
-func (s *Store) finish(ctx context.Context, db *sqldb.DB, rec *recorder, cfg Config, scope, key, token string) {
+func (s *Store) finish(ctx context.Context, db *sqldb.DB, rec *recorder, cfg Config, scope, key, hash, token string) {
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
 	defer cancel()
 	resp := rec.response()
@@ -175,7 +178,9 @@ func (s *Store) finish(ctx context.Context, db *sqldb.DB, rec *recorder, cfg Con
 	if !ok {
 		httpx.Logger(ctx).LogAttrs(ctx, slog.LevelWarn, "idempotency key taken over before its response was recorded",
 			slog.String("user_id", scope), slog.Int("status", resp.status))
+		return
 	}
+	s.remember(fctx, scope, key, hash, resp, cfg.TTL)
 }
 
 func logFinishError(ctx context.Context, msg, scope string, err error) {

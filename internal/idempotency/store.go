@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/stratadev/strata/internal/cache"
 	"io/fs"
 	"log/slog"
 	"strings"
@@ -59,8 +60,9 @@ const maxClaimAttempts = 4
 // Store keeps idempotency keys and the responses recorded under them, in
 // the table idempotency_keys on the shard of each caller.
 type Store struct {
-	router *sqldb.Router
-	clock  strata.Clock
+	router  *sqldb.Router
+	clock   strata.Clock
+	replays *cache.Cache[Replay] // the fast path; nil without
 }
 
 // NewStore returns a store over the databases of r, telling the time by
