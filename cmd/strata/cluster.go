@@ -32,6 +32,10 @@ type clusterState struct {
 type clusterProc struct {
 	Name string   `json:"name"` // nats, api-1, worker-1, gateway
 	PID  int      `json:"pid"`
+	// Started is the process's start time in clock ticks since boot
+	// (/proc/<pid>/stat), so that a PID reused by another process, after
+	// a reboot say, is not taken for ours.
+	Started uint64 `json:"started,omitempty"`
 	URL  string   `json:"url,omitempty"` // its HTTP address (probes, API)
 	Args []string `json:"args"`
 	Log  string   `json:"log"`
@@ -95,8 +99,12 @@ func clusterCommand(stdout io.Writer) *cobra.Command {
 				return err
 			}
 			sig := syscall.SIGKILL
-			if strings.EqualFold(signal, "TERM") {
+			switch strings.ToUpper(signal) {
+			case "KILL":
+			case "TERM":
 				sig = syscall.SIGTERM
+			default:
+				return fmt.Errorf("signal: KILL or TERM, got %q", signal)
 			}
 			if err := syscall.Kill(p.PID, sig); err != nil {
 				return fmt.Errorf("kill %s (pid %d): %w", p.Name, p.PID, err)
@@ -119,7 +127,7 @@ func clusterCommand(stdout io.Writer) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if alive(p.PID) {
+			if p.alive() {
 				return fmt.Errorf("%s is running (pid %d)", p.Name, p.PID)
 			}
 			if err := startProc(cmd.Context(), p); err != nil {
@@ -144,7 +152,7 @@ func clusterCommand(stdout io.Writer) *cobra.Command {
 			fmt.Fprintf(stdout, "gateway %s   nats %s\n", st.Gateway, st.NATS)
 			for _, p := range st.Processes {
 				state := "stopped"
-				if alive(p.PID) {
+				if p.alive() {
 					state = "running"
 					if p.URL != "" && ready(cmd.Context(), p.URL) {
 						state = "ready"
@@ -162,7 +170,7 @@ func clusterCommand(stdout io.Writer) *cobra.Command {
 func clusterUp(ctx context.Context, dir string, api, workers, port int, postgres, extra []string, stdout io.Writer) error {
 	if st, err := readClusterState(dir); err == nil {
 		for _, p := range st.Processes {
-			if alive(p.PID) {
+			if p.alive() {
 				return fmt.Errorf("a cluster is running from %s (%s, pid %d): strata cluster down --dir %s first", dir, p.Name, p.PID, dir)
 			}
 		}
@@ -209,6 +217,7 @@ func clusterUp(ctx context.Context, dir string, api, workers, port int, postgres
 	serve := func(name, roles string, announce bool, more ...string) error {
 		p, err := freePort()
 		if err != nil {
+			stopAll()
 			return err
 		}
 		url := "http://127.0.0.1:" + strconv.Itoa(p)
@@ -305,15 +314,15 @@ func clusterDown(dir string, stdout io.Writer) error {
 // exit within grace before SIGKILL.
 func stopProcs(procs []*clusterProc, grace time.Duration) error {
 	for _, p := range procs {
-		if p.PID == 0 || !alive(p.PID) {
+		if p.PID == 0 || !p.alive() {
 			continue
 		}
 		_ = syscall.Kill(p.PID, syscall.SIGTERM)
 		deadline := time.Now().Add(grace)
-		for alive(p.PID) && time.Now().Before(deadline) {
+		for p.alive() && time.Now().Before(deadline) {
 			time.Sleep(50 * time.Millisecond)
 		}
-		if alive(p.PID) {
+		if p.alive() {
 			_ = syscall.Kill(p.PID, syscall.SIGKILL)
 		}
 	}
@@ -335,6 +344,9 @@ func startProc(ctx context.Context, p *clusterProc) error {
 		return fmt.Errorf("start %s: %w", p.Name, err)
 	}
 	p.PID = c.Process.Pid
+	if _, started, ok := procStat(p.PID); ok {
+		p.Started = started
+	}
 	exited := make(chan struct{})
 	go func() { c.Wait(); close(exited) }() // reaps it if it dies while this command runs
 	if p.URL == "" {
@@ -430,21 +442,38 @@ func freePort() (int, error) {
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
-// alive reports whether pid is a running process (not a zombie).
-func alive(pid int) bool {
-	if pid <= 0 || syscall.Kill(pid, 0) != nil {
+// alive reports whether the process is running (not a zombie) and is
+// still the one the cluster started.
+func (p *clusterProc) alive() bool {
+	if p.PID <= 0 || syscall.Kill(p.PID, 0) != nil {
 		return false
 	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
+	state, started, ok := procStat(p.PID)
+	if !ok {
 		return true // no /proc: trust kill(0)
 	}
-	// The state follows the parenthesized command name.
-	s := string(b)
-	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) {
-		return s[i+2] != 'Z'
+	return state != 'Z' && (p.Started == 0 || started == p.Started)
+}
+
+// procStat reads a process's state and start time from /proc.
+func procStat(pid int) (state byte, started uint64, ok bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, 0, false
 	}
-	return true
+	// Fields follow the parenthesized command name: state is field 3,
+	// starttime field 22.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 || i+2 >= len(s) {
+		return 0, 0, false
+	}
+	fields := strings.Fields(s[i+2:])
+	if len(fields) < 20 {
+		return 0, 0, false
+	}
+	started, _ = strconv.ParseUint(fields[19], 10, 64)
+	return fields[0][0], started, true
 }
 
 func tail(path string, lines int) string {

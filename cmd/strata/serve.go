@@ -72,9 +72,11 @@ func serveCmd(ctx context.Context, s *settings, stdout, stderr io.Writer) error 
 	qmetrics := queue.NewMetrics(metrics.Registry())
 	// Every outbound dependency gets its resilience policies here.
 	guards := resilience.NewMetrics(metrics.Registry())
+	dbGuard := s.dbGuard
+	dbGuard.FailureFunc = sqldb.Outage // a transaction's own errors are answers, not outages
 	for _, db := range st.router.DBs() {
 		if db.Dialect() == sqldb.Postgres { // SQLite is a file of this process
-			db.SetGuard(resilience.New("postgres "+st.router.NameOf(db), s.dbGuard, guards, logger))
+			db.SetGuard(resilience.New("postgres "+st.router.NameOf(db), dbGuard, guards, logger))
 		}
 	}
 	q.client.Guard = resilience.New("nats", s.natsGuard, guards, logger)

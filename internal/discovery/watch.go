@@ -103,6 +103,11 @@ func (w *Watcher) Run(ctx context.Context, update func([]Instance)) error {
 	gathering := true
 	expiry := time.NewTicker(max(ttl/4, time.Millisecond))
 	defer expiry.Stop()
+	// While NATS is unreachable no heartbeat can arrive, whatever the
+	// instances' health: nothing expires then, nor for a TTL after the
+	// connection is back (time for a heartbeat), so that a NATS outage
+	// does not empty the pools of healthy instances.
+	var quietUntil time.Time
 	for {
 		var changed bool
 		select {
@@ -111,7 +116,12 @@ func (w *Watcher) Run(ctx context.Context, update func([]Instance)) error {
 		case a := <-events:
 			changed = set.apply(a, time.Now())
 		case <-expiry.C:
-			changed = set.expire(time.Now())
+			now := time.Now()
+			if !w.Conn.IsConnected() {
+				quietUntil = now.Add(ttl)
+			} else if now.After(quietUntil) {
+				changed = set.expire(now)
+			}
 		case <-gather.C:
 			gathering = false
 			changed = true

@@ -58,6 +58,10 @@ type Config struct {
 	BreakerMinCalls    int
 	BreakerWindow      time.Duration
 	BreakerDelay       time.Duration
+	// FailureFunc tells a failure of the dependency from an error it
+	// answered on purpose; nil uses Failure. A caller's own cancellation
+	// or deadline never counts, whatever it says.
+	FailureFunc func(error) bool
 }
 
 // RegisterFlags registers dep's settings as --dep-timeout, --dep-retries,
@@ -106,10 +110,13 @@ const (
 	// Idempotent is a call that may be repeated: it is also retried.
 	Idempotent
 	// Stream is a call whose duration is the client's (a body streaming
-	// in), or that returns something read later under the caller's
-	// context (a reader): breaker and bulkhead only, and fn gets the
-	// caller's context itself.
+	// in): the breaker only — neither a timeout nor a bulkhead slot, which
+	// a slow client would hold — and fn gets the caller's context.
 	Stream
+	// Open is a call that opens something read later (a reader): the
+	// timeout bounds the opening only, and the context fn gets stays alive
+	// after it returns, until the caller's ends; retried like Idempotent.
+	Open
 )
 
 // Metrics count the guards' decisions, per dependency.
@@ -163,7 +170,11 @@ func New(name string, cfg Config, m *Metrics, log *slog.Logger) *Guard {
 	if cfg.BreakerFailureRate <= 0 {
 		cfg.BreakerFailureRate = 0.5
 	}
+	if cfg.FailureFunc == nil {
+		cfg.FailureFunc = Failure
+	}
 	g := &Guard{name: name, cfg: cfg, calls: map[string]prometheus.Counter{}}
+	failure := g.failure
 	for _, o := range []string{"ok", "failure", "timeout", "breaker_open", "busy", "canceled"} {
 		g.calls[o] = m.calls.WithLabelValues(name, o)
 	}
@@ -218,24 +229,64 @@ func (g *Guard) Do(ctx context.Context, kind Kind, fn func(context.Context) erro
 		return fn(ctx)
 	}
 	policies := make([]failsafe.Policy[any], 0, 4)
-	if kind == Idempotent && g.retry != nil {
+	if (kind == Idempotent || kind == Open) && g.retry != nil {
 		policies = append(policies, g.retry)
 	}
 	policies = append(policies, g.breaker)
-	if g.bulkhead != nil {
+	if g.bulkhead != nil && kind != Stream {
 		policies = append(policies, g.bulkhead)
 	}
-	if kind != Stream && g.timeout != nil {
+	if (kind == Once || kind == Idempotent) && g.timeout != nil {
 		policies = append(policies, g.timeout)
 	}
 	err := failsafe.With(policies...).WithContext(ctx).RunWithExecution(func(exec failsafe.Execution[any]) error {
-		if kind == Stream {
-			return fn(ctx)
+		var err error
+		switch kind {
+		case Stream:
+			err = fn(ctx)
+		case Open:
+			err = g.open(ctx, fn)
+		default:
+			err = fn(exec.Context())
 		}
-		return fn(exec.Context())
+		if err != nil && ctx.Err() != nil {
+			return callerGone{err} // the caller's doing: neither a failure nor retried
+		}
+		return err
 	})
+	var gone callerGone
+	if errors.As(err, &gone) {
+		g.calls["canceled"].Inc()
+		return gone.err
+	}
 	return g.outcome(ctx, err)
 }
+
+// open runs fn under a context of its own that the timeout cancels only
+// while fn has not returned: what it opened stays readable afterwards.
+func (g *Guard) open(ctx context.Context, fn func(context.Context) error) error {
+	if g.cfg.Timeout <= 0 {
+		return fn(ctx)
+	}
+	octx, cancel := context.WithCancel(ctx)
+	timer := time.AfterFunc(g.cfg.Timeout, cancel)
+	err := fn(octx)
+	if !timer.Stop() {
+		if err == nil {
+			err = fmt.Errorf("opened after the timeout")
+		}
+		return fmt.Errorf("%w: %w", timeout.ErrExceeded, err)
+	}
+	// octx lives on with the caller's context, for the reader.
+	context.AfterFunc(ctx, cancel)
+	return err
+}
+
+// callerGone carries an error that came after the caller's context ended.
+type callerGone struct{ err error }
+
+func (c callerGone) Error() string { return c.err.Error() }
+func (c callerGone) Unwrap() error { return c.err }
 
 func (g *Guard) outcome(ctx context.Context, err error) error {
 	switch {
@@ -259,7 +310,7 @@ func (g *Guard) outcome(ctx context.Context, err error) error {
 		return e
 	case ctx.Err() != nil:
 		g.calls["canceled"].Inc()
-	case failure(err):
+	case g.failure(err):
 		g.calls["failure"].Inc()
 	default:
 		g.calls["ok"].Inc() // the dependency answered; the answer was an error on purpose
@@ -281,9 +332,23 @@ func (g *Guard) State() string {
 	return "closed"
 }
 
-// failure reports whether err means the dependency failed, rather than
-// answered an error on purpose or was abandoned by the caller.
-func failure(err error) bool {
+// failure classifies an error of a call: a failure of the dependency
+// counts against its breaker and is retried.
+func (g *Guard) failure(err error) bool {
+	var gone callerGone
+	if err == nil || errors.As(err, &gone) {
+		return false
+	}
+	if errors.Is(err, timeout.ErrExceeded) {
+		return true
+	}
+	return g.cfg.FailureFunc(err)
+}
+
+// Failure is the default FailureFunc: a strata error is a failure when
+// its code is unavailable or internal (an answer on purpose otherwise);
+// any other error is a failure, but a cancellation.
+func Failure(err error) bool {
 	if err == nil || errors.Is(err, context.Canceled) {
 		return false
 	}

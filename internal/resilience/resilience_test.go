@@ -111,12 +111,12 @@ func TestTimeoutBoundsCallsButNotStreams(t *testing.T) {
 
 func TestBulkheadBoundsCallsInFlight(t *testing.T) {
 	cfg := fastConfig()
-	cfg.MaxConcurrent, cfg.MaxWait = 1, 20*time.Millisecond
+	cfg.MaxConcurrent, cfg.MaxWait, cfg.Timeout = 1, 20*time.Millisecond, 0
 	g := resilience.New("blob storage", cfg, nil, nil)
 	inside, release := make(chan struct{}), make(chan struct{})
 	done := make(chan error)
 	go func() {
-		done <- g.Do(context.Background(), resilience.Stream, func(context.Context) error {
+		done <- g.Do(context.Background(), resilience.Once, func(context.Context) error {
 			close(inside)
 			<-release
 			return nil
@@ -127,9 +127,42 @@ func TestBulkheadBoundsCallsInFlight(t *testing.T) {
 	var e *strata.Error
 	require.ErrorAs(t, err, &e)
 	assert.Equal(t, "dependency_busy", e.Reason)
+	require.NoError(t, g.Do(t.Context(), resilience.Stream, func(context.Context) error { return nil }),
+		"a stream (a client's upload) takes no slot, so slow clients cannot starve the others")
 	close(release)
 	require.NoError(t, <-done)
 	require.NoError(t, g.Do(t.Context(), resilience.Once, func(context.Context) error { return nil }))
+}
+
+func TestOpenTimesOutTheOpeningOnly(t *testing.T) {
+	g := resilience.New("blob storage", fastConfig(), nil, nil) // 200 ms
+	var opened context.Context
+	require.NoError(t, g.Do(t.Context(), resilience.Open, func(ctx context.Context) error { opened = ctx; return nil }))
+	time.Sleep(300 * time.Millisecond)
+	require.NoError(t, opened.Err(), "what was opened stays readable past the timeout")
+	err := g.Do(t.Context(), resilience.Open, func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() })
+	var e *strata.Error
+	require.ErrorAs(t, err, &e)
+	assert.Equal(t, "dependency_timeout", e.Reason)
+}
+
+func TestCallerCancellationIsNoFailure(t *testing.T) {
+	cfg := fastConfig()
+	g := resilience.New("postgres", cfg, nil, nil)
+	for range 10 {
+		ctx, cancel := context.WithCancel(t.Context())
+		err := g.Do(ctx, resilience.Idempotent, func(ctx context.Context) error { cancel(); return errDown })
+		require.Error(t, err) // the call's, or the context's
+	}
+	assert.Equal(t, "closed", g.State(), "clients that went away do not open the breaker")
+
+	sentinel := errors.New("not across databases") // a caller's control flow
+	cfg.FailureFunc = func(err error) bool { return errors.Is(err, errDown) }
+	g = resilience.New("postgres", cfg, nil, nil)
+	for range 10 {
+		require.ErrorIs(t, g.Do(t.Context(), resilience.Once, func(context.Context) error { return sentinel }), sentinel)
+	}
+	assert.Equal(t, "closed", g.State(), "FailureFunc decides what is the dependency's failure")
 }
 
 func TestNilGuardRunsBare(t *testing.T) {

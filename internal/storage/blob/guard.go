@@ -38,15 +38,19 @@ func (s *Store) Open(ctx context.Context, sha string) (*Reader, Attributes, erro
 // a negative length reads to the end, and a range past the end is cut
 // short. An offset equal to the size opens an empty reader. Errors:
 // invalid (a negative offset; range_not_satisfiable for an offset past the
-// end), not_found, unavailable. The reader reads under ctx: opening it is
-// guarded, reading it streams.
+// end), not_found, unavailable. Opening is guarded (timed out, retried);
+// the reader then reads under ctx.
 func (s *Store) OpenRange(ctx context.Context, sha string, offset, length int64) (*Reader, Attributes, error) {
 	var r *Reader
 	var a Attributes
-	err := s.guard.Do(ctx, resilience.Stream, func(ctx context.Context) (err error) {
+	err := s.guard.Do(ctx, resilience.Open, func(ctx context.Context) (err error) {
 		r, a, err = s.openRange(ctx, sha, offset, length)
 		return err
 	})
+	if err != nil && r != nil { // opened, but too late
+		r.Close()
+		r = nil
+	}
 	return r, a, err
 }
 
@@ -82,10 +86,14 @@ func (s *Store) PutPart(ctx context.Context, key string, r io.Reader) (int64, er
 // Errors: invalid, not_found, unavailable.
 func (s *Store) OpenPart(ctx context.Context, key string) (io.ReadCloser, error) {
 	var rc io.ReadCloser
-	err := s.guard.Do(ctx, resilience.Stream, func(ctx context.Context) (err error) {
+	err := s.guard.Do(ctx, resilience.Open, func(ctx context.Context) (err error) {
 		rc, err = s.openPart(ctx, key)
 		return err
 	})
+	if err != nil && rc != nil { // opened, but too late
+		rc.Close()
+		rc = nil
+	}
 	return rc, err
 }
 
