@@ -30,15 +30,15 @@ type clusterState struct {
 
 // clusterProc is one process of the cluster and how to start it again.
 type clusterProc struct {
-	Name string   `json:"name"` // nats, api-1, worker-1, gateway
-	PID  int      `json:"pid"`
+	Name string `json:"name"` // nats, api-1, worker-1, gateway
+	PID  int    `json:"pid"`
 	// Started is the process's start time in clock ticks since boot
 	// (/proc/<pid>/stat), so that a PID reused by another process, after
 	// a reboot say, is not taken for ours.
-	Started uint64 `json:"started,omitempty"`
-	URL  string   `json:"url,omitempty"` // its HTTP address (probes, API)
-	Args []string `json:"args"`
-	Log  string   `json:"log"`
+	Started uint64   `json:"started,omitempty"`
+	URL     string   `json:"url,omitempty"` // its HTTP address (probes, API)
+	Args    []string `json:"args"`
+	Log     string   `json:"log"`
 }
 
 func clusterCommand(stdout io.Writer) *cobra.Command {
