@@ -102,12 +102,23 @@ func (p *Probes) HealthzHandler() http.Handler {
 // {"status":"draining"}. Error texts (file paths, server addresses) never
 // reach the response, which is served on the public listener; each failing
 // check is logged instead (see SetLogger).
+//
+// With ?scope=instance it runs no check: it answers whether this instance
+// takes requests (200 ready, 503 draining). Load balancers in front of
+// many instances (the gateway) ask that, so that a dependency all
+// instances share being down — a database, NATS — does not take every
+// instance out of rotation at once; requests then fail on their own, fast,
+// behind the dependency's circuit breaker.
 func (p *Probes) ReadyzHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
 		if p.draining.Load() {
 			w.Header().Set("Retry-After", "1")
 			httpx.WriteJSON(w, http.StatusServiceUnavailable, ProbeStatus{Status: "draining"})
+			return
+		}
+		if r.URL.Query().Get("scope") == "instance" {
+			httpx.WriteJSON(w, http.StatusOK, ProbeStatus{Status: "ready"})
 			return
 		}
 		results, ready := p.runChecks(r.Context())

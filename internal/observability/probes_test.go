@@ -200,3 +200,14 @@ func TestAddReadinessCheckTwicePanics(t *testing.T) {
 	require.Panics(t, func() { p.AddReadinessCheck("db", func(context.Context) error { return nil }) })
 	require.Panics(t, func() { p.AddReadinessCheck("", func(context.Context) error { return nil }) })
 }
+
+func TestReadyzInstanceScope(t *testing.T) {
+	t.Parallel()
+	p := observability.NewProbes()
+	p.AddReadinessCheck("db", func(context.Context) error { return errors.New("down") })
+	require.Equal(t, http.StatusServiceUnavailable, serve(t, p.ReadyzHandler(), "/readyz").Code)
+	require.Equal(t, http.StatusOK, serve(t, p.ReadyzHandler(), "/readyz?scope=instance").Code,
+		"a shared dependency down does not take the instance out of a load balancer's rotation")
+	p.SetDraining()
+	require.Equal(t, http.StatusServiceUnavailable, serve(t, p.ReadyzHandler(), "/readyz?scope=instance").Code)
+}
