@@ -140,20 +140,6 @@ for size in "${SIZES[@]}"; do
 	cp "$file" "$WORK/www/cdn/o/${SHA[$size]}/$size.bin"
 done
 
-# free_port prints a loopback port nobody listens on, below the usual
-# ephemeral range (the caller retries if it is taken meanwhile).
-free_port() {
-	local port i
-	for i in $(seq 100); do
-		port=$((20000 + RANDOM % 12000))
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-			echo "$port"
-			return 0
-		fi
-	done
-	echo "no free loopback port found" >&2
-	return 1
-}
 
 # nginx_config PORT writes nginx.conf for PORT.
 nginx_config() {
@@ -261,16 +247,6 @@ pids() {
 	esac
 }
 
-# cpu_ticks PID... prints the CPU time (user + system) the processes used so
-# far, in clock ticks.
-cpu_ticks() {
-	local pid sum=0 t
-	for pid in "$@"; do
-		t=$(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null) || t=0
-		sum=$((sum + t))
-	done
-	echo "$sum"
-}
 TICK=$(getconf CLK_TCK)
 
 # The same bytes from all, or the comparison is void.
@@ -295,15 +271,6 @@ done
 echo "response headers: $hdrs"
 echo
 
-# ms VALUE converts one of wrk's durations (850.00us, 1.20ms, 2.01s, 1.00m) to ms.
-ms() {
-	awk -v v="$1" 'BEGIN {
-		n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
-		f = (u == "us") ? 0.001 : (u == "ms") ? 1 : (u == "s") ? 1000 : (u == "m") ? 60000 : (u == "h") ? 3600000 : -1
-		if (f < 0) { print "nan"; exit }
-		printf "%.3f", n * f
-	}'
-}
 
 # load SIZE TARGET runs wrk once, prints one result line and records it.
 load() {

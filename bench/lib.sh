@@ -96,3 +96,39 @@ login() {
 		-d "{\"email\":\"$1\",\"password\":\"correct horse battery staple\"}" \
 		"$STRATA_URL/v1/auth/login"
 }
+
+# free_port prints a loopback port nobody listens on, below the usual
+# ephemeral range (the caller retries if it is taken meanwhile).
+free_port() {
+	local port i
+	for i in $(seq 100); do
+		port=$((20000 + RANDOM % 12000))
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+			echo "$port"
+			return 0
+		fi
+	done
+	echo "no free loopback port found" >&2
+	return 1
+}
+
+# cpu_ticks PID... prints the CPU time (user + system) the processes used so
+# far, in clock ticks.
+cpu_ticks() {
+	local pid sum=0 t
+	for pid in "$@"; do
+		t=$(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null) || t=0
+		sum=$((sum + t))
+	done
+	echo "$sum"
+}
+
+# ms VALUE converts one of wrk's durations (850.00us, 1.20ms, 2.01s, 1.00m) to ms.
+ms() {
+	awk -v v="$1" 'BEGIN {
+		n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
+		f = (u == "us") ? 0.001 : (u == "ms") ? 1 : (u == "s") ? 1000 : (u == "m") ? 60000 : (u == "h") ? 3600000 : -1
+		if (f < 0) { print "nan"; exit }
+		printf "%.3f", n * f
+	}'
+}

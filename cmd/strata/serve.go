@@ -147,7 +147,14 @@ func serveCmd(ctx context.Context, s *settings, stdout, stderr io.Writer) error 
 	entsRemote := roles["content"] && !roles["payments"] && hasPeers(s, "payments")
 	var peers *gateway.Gateway
 	if catalogRemote || entsRemote {
-		peers = gateway.New(gateway.Deps{Config: s.gateway, Metrics: gateway.NewMetrics(metrics.Registry()), Logger: logger})
+		var used []string
+		if catalogRemote {
+			used = append(used, "content")
+		}
+		if entsRemote {
+			used = append(used, "payments")
+		}
+		peers = gateway.New(gateway.Deps{Config: s.gateway, Metrics: gateway.NewMetrics(metrics.Registry()), Logger: logger, Pools: used})
 		defer peers.Close()
 		sources := discoverySources(s, q.client.Conn(), logger)
 		goBG("peer discovery", func(ctx context.Context) error { return peers.Watch(ctx, sources...) })

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"time"
 
 	"github.com/stratadev/strata/internal/httpx"
 )
@@ -37,12 +38,13 @@ func (g *Gateway) Do(req *http.Request, pool string) (*http.Response, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read request body: %w", err)
 	}
-	resp, err := g.roundTrip(req, h, p, "", body, replay)
-	if err != nil || resp.StatusCode >= 500 {
-		breaker.RecordFailure()
-	} else {
-		breaker.RecordSuccess()
+	st := settle{breaker: breaker, stats: p.stats, start: time.Now()}
+	resp, err := g.roundTrip(req, h, p, "", body, replay, false)
+	status := 0
+	if err == nil {
+		status = resp.StatusCode
 	}
+	st.settle(status, req.Context().Err() != nil)
 	if err != nil {
 		body.close()
 		return nil, fmt.Errorf("%s %s: %w", req.Method, req.URL.Path, err)

@@ -41,7 +41,9 @@ type Config struct {
 	DialTimeout   time.Duration
 	HeaderTimeout time.Duration
 	// MaxIdlePerInstance is the keep-alive connections kept open to each
-	// instance; it should cover the concurrency the gateway sees.
+	// instance; it should cover the concurrency the gateway sees. Requests
+	// without a body and requests with one keep theirs apart (see
+	// upstream.go), each up to this many.
 	MaxIdlePerInstance int
 	// RateLimit is each client's sustained requests per second (0: no
 	// limit) and RateBurst the requests it may send at once.
@@ -141,10 +143,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("gateway-retry-backoff: must not be negative, got %s", c.RetryBackoff)
 	case c.UnhealthyAfter < 0, c.EjectAfter < 0, c.MaxAttempts < 0, c.MinRetries < 0, c.MaxIdlePerInstance < 0:
 		return fmt.Errorf("gateway: counts must not be negative")
-	case c.RetryBudget < 0 || c.RetryBudget > 1:
-		return fmt.Errorf("gateway-retry-budget: must be between 0 and 1, got %g", c.RetryBudget)
-	case c.BreakerFailureRate < 0 || c.BreakerFailureRate > 1:
-		return fmt.Errorf("gateway-breaker-failure-rate: must be between 0 and 1, got %g", c.BreakerFailureRate)
+	case c.RetryBudget <= 0 || c.RetryBudget > 1:
+		return fmt.Errorf("gateway-retry-budget: must be above 0 and at most 1 (--gateway-max-attempts 1 turns retries off), got %g", c.RetryBudget)
+	case c.BreakerFailureRate <= 0 || c.BreakerFailureRate > 1:
+		return fmt.Errorf("gateway-breaker-failure-rate: must be above 0 and at most 1, got %g", c.BreakerFailureRate)
 	case c.BreakerMinRequests < 0:
 		return fmt.Errorf("gateway-breaker-min-requests: must not be negative, got %d", c.BreakerMinRequests)
 	case c.RateLimit < 0:

@@ -38,7 +38,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"pool", "outcome"}),
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "strata_gateway_retries_total",
-			Help: "Retry decisions, by pool and decision (retried, budget_exhausted, not_retryable).",
+			Help: "Retry decisions, by pool and decision (retried, budget_exhausted, not_retryable, no_instance_left: every instance tried, the last answer stands).",
 		}, []string{"pool", "decision"}),
 		shed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "strata_gateway_shed_total",
@@ -100,10 +100,11 @@ const (
 	retried = iota
 	budgetExhausted
 	notRetryable
+	noInstanceLeft
 	numDecisions
 )
 
-var decisions = [numDecisions]string{"retried", "budget_exhausted", "not_retryable"}
+var decisions = [numDecisions]string{"retried", "budget_exhausted", "not_retryable", "no_instance_left"}
 
 const (
 	shedNoRoute = iota

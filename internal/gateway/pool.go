@@ -19,9 +19,10 @@ import (
 // as the active checks see it, and its ejection state as the passive
 // checks see it.
 type instance struct {
-	url  *url.URL
-	key  string // host:port: what consistent hashing places
-	load balance.Load
+	url   *url.URL
+	key   string // host:port: what consistent hashing places
+	load  balance.Load
+	conns conns // keep-alive connections of the direct path
 
 	healthy      atomic.Bool  // the last checks passed (unhealthy until the first does)
 	failedChecks int          // owned by the check loop
@@ -85,7 +86,7 @@ func (p *pool) set(urls []string) {
 			p.log.Warn("gateway: ignoring a malformed instance URL", "pool", p.name, "url", raw)
 			continue
 		}
-		in := &instance{url: u, key: u.Host}
+		in := &instance{url: u, key: u.Host, conns: conns{max: p.cfg.MaxIdlePerInstance}}
 		p.instances[raw] = in
 		ctx, cancel := context.WithCancel(p.ctx)
 		p.stopCheck[raw] = cancel
@@ -95,6 +96,7 @@ func (p *pool) set(urls []string) {
 	for raw := range p.instances {
 		if !keep[raw] {
 			p.stopCheck[raw]()
+			p.instances[raw].conns.closeIdle(true)
 			delete(p.stopCheck, raw)
 			delete(p.instances, raw)
 			p.log.Info("gateway: instance left", "pool", p.name, "url", raw)
@@ -149,6 +151,7 @@ func (p *pool) checkLoop(ctx context.Context, in *instance) {
 			return
 		}
 		p.observe(in, ok)
+		in.conns.expire(time.Now())
 		if until := in.ejectedUntil.Load(); until != 0 && time.Now().UnixNano() >= until {
 			p.readmit(in)
 		}
@@ -164,7 +167,11 @@ func (p *pool) checkLoop(ctx context.Context, in *instance) {
 func (p *pool) check(ctx context.Context, in *instance) bool {
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.HealthTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, in.url.JoinPath("/readyz").String(), nil)
+	// scope=instance: whether the instance takes requests, without the
+	// checks of dependencies every instance shares — one database down
+	// must not take every instance out at once (its requests then fail
+	// fast behind the database's breaker, and ours).
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, in.url.String()+"/readyz?scope=instance", nil)
 	if err != nil {
 		return false
 	}
@@ -250,6 +257,16 @@ func (p *pool) readmit(in *instance) {
 	in.trial.Store(true)
 	p.log.Info("gateway: instance readmitted", "pool", p.name, "url", in.url.String())
 	p.refresh()
+}
+
+// closeConns closes the instances' keep-alive connections of the direct
+// path, for good.
+func (p *pool) closeConns() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, in := range p.instances {
+		in.conns.closeIdle(true)
+	}
 }
 
 // pick chooses an instance for a request, avoiding those it already tried.

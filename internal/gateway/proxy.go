@@ -37,6 +37,7 @@ type Gateway struct {
 	pools     map[string]*pool
 	breakers  map[string]circuitbreaker.CircuitBreaker[any]
 	transport *http.Transport
+	dial      func(ctx context.Context, network, addr string) (net.Conn, error)
 	limiter   Limiter
 	adaptive  adaptivelimiter.AdaptiveLimiter[any]
 	budget    retryBudget
@@ -54,6 +55,9 @@ type Deps struct {
 	Limiter Limiter
 	Metrics *Metrics
 	Logger  *slog.Logger
+	// Pools are the pools to keep (nil: all of Pools): a module instance
+	// calling one peer module checks that one's instances only.
+	Pools []string
 	// TrustProxyHeaders takes the client's address from X-Forwarded-For
 	// (only behind a trusted proxy): it keys the rate limit and is passed on.
 	TrustProxyHeaders bool
@@ -73,13 +77,14 @@ func New(d Deps) *Gateway {
 			DialContext:           dialer.DialContext,
 			MaxIdleConns:          0, // bounded per instance
 			MaxIdleConnsPerHost:   cfg.MaxIdlePerInstance,
-			IdleConnTimeout:       90 * time.Second,
+			IdleConnTimeout:       idleConnTimeout,
 			ResponseHeaderTimeout: cfg.HeaderTimeout,
 			ExpectContinueTimeout: time.Second,
 			DisableCompression:    true, // pass the client's Accept-Encoding and the instance's encoding through
 			WriteBufferSize:       32 << 10,
 			ReadBufferSize:        32 << 10,
 		},
+		dial:    dialer.DialContext,
 		limiter: d.Limiter, trust: d.TrustProxyHeaders, metrics: d.Metrics, log: d.Logger, stop: stop,
 	}
 	if g.log == nil {
@@ -97,7 +102,11 @@ func New(d Deps) *Gateway {
 	g.budget = retryBudget{ratio: cfg.RetryBudget, min: int64(cfg.MinRetries)}
 	checker := &http.Client{Transport: &http.Transport{DialContext: dialer.DialContext, MaxIdleConnsPerHost: 2,
 		IdleConnTimeout: 2 * cfg.HealthInterval}}
-	for _, name := range Pools {
+	pools := d.Pools
+	if len(pools) == 0 {
+		pools = Pools
+	}
+	for _, name := range pools {
 		g.pools[name] = newPool(ctx, name, cfg, checker, g.metrics, g.log)
 		g.pools[name].stats = g.metrics.forPool(name)
 		g.breakers[name] = g.newBreaker(name)
@@ -135,6 +144,9 @@ func (g *Gateway) newBreaker(pool string) circuitbreaker.CircuitBreaker[any] {
 func (g *Gateway) Close() {
 	g.stop()
 	g.transport.CloseIdleConnections()
+	for _, p := range g.pools {
+		p.closeConns()
+	}
 }
 
 // SetInstances replaces the instances of pool (one of Pools).
@@ -185,8 +197,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		defer permit.drop() // a no-op once recorded
 	}
-	p := g.pools[poolName]
-	breaker := g.breakers[poolName]
+	p, breaker := g.pools[poolName], g.breakers[poolName]
+	if p == nil { // a gateway made for some pools only (a module's peer client)
+		g.shed[shedNoInstance].get().Inc()
+		httpx.WriteError(w, r, strata.Errorf(strata.CodeUnavailable, "no_instance", "no %s instance is available", poolName))
+		return
+	}
 	if !breaker.TryAcquirePermit() {
 		g.shed[shedBreakerOpen].get().Inc()
 		e := strata.Errorf(strata.CodeUnavailable, "upstream_unavailable", "the %s service is failing; retry shortly", poolName)
@@ -194,15 +210,45 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, r, e)
 		return
 	}
-	start := time.Now()
-	status := g.proxy(w, r, p, key, &permit)
-	if status >= 500 || status == 0 {
-		breaker.RecordFailure()
-	} else {
-		breaker.RecordSuccess()
+	st := settle{breaker: breaker, stats: p.stats, start: time.Now()}
+	status := g.proxy(w, r, p, key, &permit, &st)
+	if !st.done { // the request ended before any answer (the client left, or none came)
+		st.settle(status, r.Context().Err() != nil)
 	}
-	p.stats.duration.get().Observe(time.Since(start).Seconds())
 	p.stats.requests[statusClass(status)].get().Inc()
+}
+
+// settle records, once, how the upstream answered a request: in the
+// pool's breaker and latency histogram as soon as the status is known —
+// before a long body streams, so that a download holds no half-open
+// breaker permit and the histogram measures time to the response headers.
+type settle struct {
+	breaker circuitbreaker.CircuitBreaker[any]
+	stats   *poolMetrics
+	start   time.Time
+	done    bool
+}
+
+func (s *settle) settle(status int, clientLeft bool) {
+	if s.done {
+		return
+	}
+	s.done = true
+	switch {
+	case clientLeft:
+		// Says nothing about the upstream: a client that went away must
+		// not open the breaker. A half-open breaker's trial permit is
+		// given back as a success (failsafe-go has no neutral release).
+		if s.breaker.IsHalfOpen() {
+			s.breaker.RecordSuccess()
+		}
+		return
+	case status >= 500 || status == 0:
+		s.breaker.RecordFailure()
+	default:
+		s.breaker.RecordSuccess()
+	}
+	s.stats.duration.get().Observe(time.Since(s.start).Seconds())
 }
 
 // limitPermit is a request's permit of the adaptive limiter (none when the
@@ -232,16 +278,19 @@ func (p *limitPermit) drop() {
 // proxy sends r to instances of p until one answers or the tries run out,
 // and streams the answer back. It returns the status sent (0 when the
 // client went away before one was).
-func (g *Gateway) proxy(w http.ResponseWriter, r *http.Request, p *pool, key string, permit *limitPermit) int {
+func (g *Gateway) proxy(w http.ResponseWriter, r *http.Request, p *pool, key string, permit *limitPermit, st *settle) int {
 	body, replay, err := replayableBody(r)
 	if err != nil {
 		httpx.WriteError(w, r, strata.Errorf(strata.CodeInvalid, "body_unreadable", "the request body could not be read"))
 		return http.StatusBadRequest
 	}
 	defer body.close()
-	resp, err := g.roundTrip(r, g.outHeader(r), p, key, body, replay)
+	resp, err := g.roundTrip(r, g.outHeader(r), p, key, body, replay, true)
 	switch {
 	case r.Context().Err() != nil:
+		if resp != nil {
+			resp.Body.Close()
+		}
 		return 0 // the client left: no one to answer
 	case errors.Is(err, errNoInstance):
 		g.shed[shedNoInstance].get().Inc()
@@ -252,6 +301,7 @@ func (g *Gateway) proxy(w http.ResponseWriter, r *http.Request, p *pool, key str
 		httpx.WriteError(w, r, strata.Errorf(strata.CodeUnavailable, "upstream_failed", "the %s service did not answer; retry shortly", p.name))
 		return http.StatusServiceUnavailable
 	}
+	st.settle(resp.StatusCode, false)
 	return g.respond(w, r, resp, permit)
 }
 
@@ -260,21 +310,21 @@ var errNoInstance = errors.New("no instance available")
 // roundTrip sends r to instances of p until one answers for good or the
 // tries run out: the response of the last try, or its error (errNoInstance
 // when no instance was there to try).
-func (g *Gateway) roundTrip(r *http.Request, header http.Header, p *pool, key string, body *requestBody, replay bool) (*http.Response, error) {
+//
+// With proxying set, a request that may take the direct path (upstream.go)
+// does: the caller then reads and closes the response body in one
+// goroutine.
+func (g *Gateway) roundTrip(r *http.Request, header http.Header, p *pool, key string, body *requestBody, replay, proxying bool) (*http.Response, error) {
 	ctx := r.Context()
 	idempotent := isIdempotent(r)
 	g.budget.begin()
 	defer g.budget.end()
 	var tried []*instance // the instances tried before this attempt
-	var lastErr error
+	in, ok := p.pick(key, nil)
+	if !ok {
+		return nil, errNoInstance
+	}
 	for attempt := 1; ; attempt++ {
-		in, ok := p.pick(key, tried)
-		if !ok {
-			if lastErr == nil {
-				lastErr = errNoInstance
-			}
-			return nil, lastErr
-		}
 		out := (&http.Request{
 			Method: r.Method, URL: &url.URL{Scheme: in.url.Scheme, Host: in.url.Host, Path: r.URL.Path,
 				RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery},
@@ -285,7 +335,13 @@ func (g *Gateway) roundTrip(r *http.Request, header http.Header, p *pool, key st
 			out.Body = body.reader(replay)
 		}
 		began := in.load.Start()
-		resp, err := g.transport.RoundTrip(out)
+		var resp *http.Response
+		var err error
+		if proxying && direct(out) {
+			resp, err = g.roundTripDirect(out, in)
+		} else {
+			resp, err = g.transport.RoundTrip(out)
+		}
 		failed := err != nil || resp.StatusCode >= 500
 		in.load.Done(began, failed)
 		outcome := outcomeOK
@@ -309,7 +365,6 @@ func (g *Gateway) roundTrip(r *http.Request, header http.Header, p *pool, key st
 		} else {
 			p.succeeded(in)
 		}
-		lastErr = err
 		retryable := attempt < g.cfg.MaxAttempts && body.unsent(replay) &&
 			(outcome == outcomeRefused || (idempotent && (err != nil || retryableStatus(resp.StatusCode))))
 		if !retryable {
@@ -327,15 +382,21 @@ func (g *Gateway) roundTrip(r *http.Request, header http.Header, p *pool, key st
 			}
 			defer g.budget.release()
 		}
+		tried = append(tried, in) // here, so that a request that is not retried allocates nothing for it
+		next, ok := p.pick(key, tried)
+		if !ok { // every instance was tried: the last answer stands
+			p.stats.retries[noInstanceLeft].get().Inc()
+			return resp, err
+		}
 		p.stats.retries[retried].get().Inc()
 		if resp != nil {
 			io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 			resp.Body.Close()
 		}
-		tried = append(tried, in) // here, so that a request that is not retried allocates nothing for it
 		if !sleep(ctx, backoff(g.cfg.RetryBackoff, attempt)) {
 			return nil, ctx.Err()
 		}
+		in = next
 	}
 }
 
@@ -606,7 +667,7 @@ func (b *retryBudget) release() { b.retries.Add(-1) }
 type requestBody struct {
 	orig io.ReadCloser
 	buf  []byte
-	sent atomic.Int64 // bytes of the streamed body read by a try
+	started atomic.Bool // a try began reading the streamed body
 }
 
 // replayableBody reads a retryable request's small body into memory so
@@ -647,7 +708,10 @@ func (b *requestBody) reader(replay bool) io.ReadCloser {
 	return streamOnce{b}
 }
 
-func (b *requestBody) unsent(replay bool) bool { return replay || b.sent.Load() == 0 }
+// unsent reports whether the body can go to another instance: it is
+// buffered, or no read of it ever began (a transport may still be inside
+// a read when the instance has already answered).
+func (b *requestBody) unsent(replay bool) bool { return replay || !b.started.Load() }
 
 func (b *requestBody) close() {
 	if b.orig != nil {
@@ -658,8 +722,8 @@ func (b *requestBody) close() {
 type streamOnce struct{ b *requestBody }
 
 func (s streamOnce) Read(p []byte) (int, error) {
+	s.b.started.Store(true)
 	n, err := s.b.orig.Read(p)
-	s.b.sent.Add(int64(n))
 	return n, err
 }
 
