@@ -665,8 +665,8 @@ func (b *retryBudget) release() { b.retries.Add(-1) }
 // requestBody is a request body as the tries see it: buffered when small
 // enough to send again, else streamed once.
 type requestBody struct {
-	orig io.ReadCloser
-	buf  []byte
+	orig    io.ReadCloser
+	buf     []byte
 	started atomic.Bool // a try began reading the streamed body
 }
 
