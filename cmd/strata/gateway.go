@@ -9,18 +9,31 @@ import (
 	"sync"
 
 	"github.com/nats-io/nats.go"
+	"github.com/stratadev/strata/internal/cache"
 	"github.com/stratadev/strata/internal/gateway"
 	"github.com/stratadev/strata/internal/httpx"
 	"github.com/stratadev/strata/internal/observability"
 	"github.com/stratadev/strata/internal/queue"
+	"github.com/stratadev/strata/internal/resilience"
 )
 
 // serveGateway runs the gateway role: no database, no blobs; NATS only to
 // hear instances announce themselves (--discovery=nats).
 func serveGateway(ctx context.Context, s *settings, logger *slog.Logger, stdout io.Writer) error {
 	metrics := observability.NewMetrics()
-	g := gateway.New(gateway.Deps{Config: s.gateway, Metrics: gateway.NewMetrics(metrics.Registry()), Logger: logger,
-		TrustProxyHeaders: s.trustProxy})
+	deps := gateway.Deps{Config: s.gateway, Metrics: gateway.NewMetrics(metrics.Registry()), Logger: logger,
+		TrustProxyHeaders: s.trustProxy}
+	if s.cache.redisURL != "" && s.gateway.RateLimit > 0 {
+		// The per-client limit in Redis, shared by every gateway.
+		r, err := cache.OpenRedis(s.cache.redisURL,
+			resilience.New("redis", s.cache.redisGuard, resilience.NewMetrics(metrics.Registry()), logger), logger)
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		deps.Limiter = newSharedLimiter(r, s.gateway.RateLimit, s.gateway.RateBurst)
+	}
+	g := gateway.New(deps)
 	defer g.Close()
 
 	var q *queue.Client
