@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -78,4 +79,25 @@ func TestCacheInvalidationAcrossInstances(t *testing.T) {
 		"the other instance's copy is invalidated by the change's event")
 
 	require.Contains(t, metrics(b), `strata_cache_requests_total{cache="items",result="hit",tier="`)
+
+	// Redis dies: both instances keep answering, from their own memory and
+	// the database, and changes still reach the other instance.
+	redis.Stop()
+	for range 20 {
+		require.Equal(t, "Second", title(a))
+		require.Equal(t, "Second", title(b))
+	}
+	status, body = call(t, "PATCH", a.base+url, map[string]any{"title": "Third"}, creator)
+	require.Equal(t, http.StatusOK, status, "%v", body)
+	require.Equal(t, "Third", title(a))
+	require.Eventually(t, func() bool { return title(b) == "Third" }, 5*time.Second, 10*time.Millisecond)
+
+	// Redis is back: the shared tier is used again.
+	redis.Start()
+	status, _ = call(t, "PATCH", a.base+url, map[string]any{"title": "Fourth"}, creator)
+	require.Equal(t, http.StatusOK, status)
+	require.Eventually(t, func() bool {
+		return title(a) == "Fourth" && strings.Contains(metrics(a), `strata_dependency_breaker_state{dependency="redis"} 0`)
+	}, 15*time.Second, 50*time.Millisecond, "the Redis breaker closes again")
+	require.Eventually(t, func() bool { return title(b) == "Fourth" }, 5*time.Second, 10*time.Millisecond)
 }

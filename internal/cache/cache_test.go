@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/redis/rueidis"
 	"github.com/stratadev/strata"
 	"github.com/stratadev/strata/internal/cache/redistest"
 	"github.com/stratadev/strata/internal/resilience"
@@ -186,4 +187,27 @@ func TestRedisDownFallsThroughAndRecovers(t *testing.T) {
 		_, _, err := r.Get(context.Background(), "strata:items:k")
 		return err == nil
 	}, 10*time.Second, 50*time.Millisecond, "Redis is used again once it is back")
+}
+
+// A change made while Redis cannot be written must not leave the old
+// value behind in Redis: the failed delete is remembered, reads skip
+// Redis for the key meanwhile, and the key is deleted once Redis takes
+// writes again.
+func TestDeleteDuringAnOutageIsRetried(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	r := newRedis(t, srv)
+	c := r.Client()
+	ctx := context.Background()
+	require.NoError(t, c.Do(ctx, c.B().Set().Key("strata:items:k").Value("old").Build()).Error())
+	// Redis stops taking writes for 800 ms (as if unreachable for them).
+	require.NoError(t, c.Do(ctx, c.B().ClientPause().Timeout(800).Write().Build()).Error())
+	require.Error(t, r.Del(ctx, "strata:items:k"), "the delete times out")
+
+	_, found, err := r.Get(ctx, "strata:items:k")
+	require.NoError(t, err)
+	require.False(t, found, "a key whose delete is pending is read from the database, not from Redis")
+	require.Eventually(t, func() bool {
+		return rueidis.IsRedisNil(c.Do(ctx, c.B().Get().Key("strata:items:k").Build()).Error())
+	}, 10*time.Second, 20*time.Millisecond, "the delete is retried once Redis takes writes")
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -19,6 +20,16 @@ import (
 // calls fail fast and the caches go on without it.
 type Redis struct {
 	client  atomic.Pointer[rueidis.Client]
+	// pending are keys whose deletion failed (Redis down or slow): their
+	// Redis copy may be stale, so reads skip Redis for them and a loop
+	// deletes them once Redis answers again.
+	mu      sync.Mutex
+	pending map[string]struct{}
+	// fresh are keys this process deleted in the last second: Redis
+	// pushes the invalidation of their client-side copies after the
+	// DEL's reply, so for a moment they are read without the client-side
+	// cache.
+	fresh map[string]time.Time
 	opt     rueidis.ClientOption
 	guard   *resilience.Guard
 	local   time.Duration // how long a client-side copy may be kept at most
@@ -41,9 +52,92 @@ func OpenRedis(url string, guard *resilience.Guard, log *slog.Logger) (*Redis, e
 		log = slog.New(slog.DiscardHandler)
 	}
 	ctx, stop := context.WithCancel(context.Background())
-	r := &Redis{opt: opt, guard: guard, local: time.Minute, log: log, stop: stop, started: make(chan struct{})}
+	r := &Redis{opt: opt, guard: guard, local: time.Minute, log: log, stop: stop, started: make(chan struct{}),
+		pending: map[string]struct{}{}, fresh: map[string]time.Time{}}
 	go r.connect(ctx)
+	go r.retryDeletes(ctx)
 	return r, nil
+}
+
+// maxPending bounds the keys remembered for a later delete; past it, the
+// oldest-TTL bound (the values' own expiry) is all that is left.
+const maxPending = 100_000
+
+// readMode tells how to read key: skip (a delete is pending), uncached
+// (this process just deleted it) or through the client-side cache.
+func (r *Redis) readMode(key string) (skip, uncached bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.pending[key]; ok {
+		return true, false
+	}
+	if until, ok := r.fresh[key]; ok {
+		if time.Now().Before(until) {
+			return false, true
+		}
+		delete(r.fresh, key)
+	}
+	return false, false
+}
+
+func (r *Redis) deleted(keys []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	until := time.Now().Add(time.Second)
+	for _, k := range keys {
+		delete(r.pending, k)
+		if len(r.fresh) < maxPending {
+			r.fresh[k] = until
+		}
+	}
+	if len(r.fresh) > maxPending/2 { // drop the expired ones now and then
+		now := time.Now()
+		for k, t := range r.fresh {
+			if now.After(t) {
+				delete(r.fresh, k)
+			}
+		}
+	}
+}
+
+func (r *Redis) setPending(keys []string, pending bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, k := range keys {
+		if !pending {
+			delete(r.pending, k)
+		} else if len(r.pending) < maxPending {
+			r.pending[k] = struct{}{}
+		}
+	}
+}
+
+// retryDeletes deletes the pending keys once Redis answers again.
+func (r *Redis) retryDeletes(ctx context.Context) {
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		r.mu.Lock()
+		keys := make([]string, 0, min(len(r.pending), 1000))
+		for k := range r.pending {
+			if len(keys) == cap(keys) {
+				break
+			}
+			keys = append(keys, k)
+		}
+		r.mu.Unlock()
+		if len(keys) == 0 {
+			continue
+		}
+		if err := r.del(ctx, keys); err == nil {
+			r.deleted(keys)
+		}
+	}
 }
 
 // connect dials until Redis answers, then keeps the client (rueidis
@@ -88,8 +182,13 @@ func (r *Redis) c() (rueidis.Client, error) {
 	return *p, nil
 }
 
-// Get reads key, from this process's tracked copy when it has one.
+// Get reads key, from this process's tracked copy when it has one. A key
+// whose deletion is pending reads as absent.
 func (r *Redis) Get(ctx context.Context, key string) ([]byte, bool, error) {
+	skip, uncached := r.readMode(key)
+	if skip {
+		return nil, false, nil
+	}
 	c, err := r.c()
 	if err != nil {
 		return nil, false, err
@@ -97,7 +196,13 @@ func (r *Redis) Get(ctx context.Context, key string) ([]byte, bool, error) {
 	var val []byte
 	var found bool
 	err = r.guard.Do(ctx, resilience.Once, func(ctx context.Context) error {
-		b, err := c.DoCache(ctx, c.B().Get().Key(key).Cache(), r.local).AsBytes()
+		var res rueidis.RedisResult
+		if uncached {
+			res = c.Do(ctx, c.B().Get().Key(key).Build())
+		} else {
+			res = c.DoCache(ctx, c.B().Get().Key(key).Cache(), r.local)
+		}
+		b, err := res.AsBytes()
 		if rueidis.IsRedisNil(err) {
 			return nil
 		}
@@ -119,13 +224,31 @@ func (r *Redis) Set(ctx context.Context, key string, val []byte, ttl time.Durati
 	if err != nil {
 		return err
 	}
-	return r.guard.Do(ctx, resilience.Once, func(ctx context.Context) error {
+	err = r.guard.Do(ctx, resilience.Once, func(ctx context.Context) error {
 		return c.Do(ctx, c.B().Set().Key(key).Value(rueidis.BinaryString(val)).Px(ttl).Build()).Error()
 	})
+	if err == nil {
+		r.setPending([]string{key}, false) // a value loaded after the change replaced the stale one
+	}
+	return err
 }
 
 // Del deletes keys; Redis tells every tracking client to drop its copies.
+// When it cannot (Redis down, slow, or its breaker open), the keys are
+// remembered: this process reads them from the database meanwhile, and
+// deletes them once Redis answers again — a change made during an outage
+// must not leave a stale copy behind in Redis.
 func (r *Redis) Del(ctx context.Context, keys ...string) error {
+	err := r.del(ctx, keys)
+	if err != nil {
+		r.setPending(keys, true)
+		return err
+	}
+	r.deleted(keys)
+	return nil
+}
+
+func (r *Redis) del(ctx context.Context, keys []string) error {
 	c, err := r.c()
 	if err != nil {
 		return err
