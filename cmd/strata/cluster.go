@@ -90,11 +90,7 @@ func clusterCommand(stdout io.Writer) *cobra.Command {
 		Short: "Send a signal to one process of the cluster (a failure drill); strata cluster start NAME brings it back",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			st, err := readClusterState(dir)
-			if err != nil {
-				return err
-			}
-			p, err := st.find(args[0])
+			_, p, err := findProc(dir, args[0])
 			if err != nil {
 				return err
 			}
@@ -119,11 +115,7 @@ func clusterCommand(stdout io.Writer) *cobra.Command {
 		Short: "Start a process of the cluster again, with the arguments it first had, and wait until it is ready",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			st, err := readClusterState(dir)
-			if err != nil {
-				return err
-			}
-			p, err := st.find(args[0])
+			st, p, err := findProc(dir, args[0])
 			if err != nil {
 				return err
 			}
@@ -510,6 +502,16 @@ func (st *clusterState) write(dir string) error {
 		return err
 	}
 	return os.Rename(tmp, filepath.Join(dir, "cluster.json"))
+}
+
+// findProc reads the cluster's state and finds its process name.
+func findProc(dir, name string) (*clusterState, *clusterProc, error) {
+	st, err := readClusterState(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	p, err := st.find(name)
+	return st, p, err
 }
 
 func (st *clusterState) find(name string) (*clusterProc, error) {
