@@ -19,7 +19,7 @@ import (
 // guard (a short timeout and a circuit breaker): with Redis down or slow,
 // calls fail fast and the caches go on without it.
 type Redis struct {
-	client  atomic.Pointer[rueidis.Client]
+	client atomic.Pointer[rueidis.Client]
 	// pending are keys whose deletion failed (Redis down or slow): their
 	// Redis copy may be stale, so reads skip Redis for them and a loop
 	// deletes them once Redis answers again.
@@ -29,7 +29,7 @@ type Redis struct {
 	// pushes the invalidation of their client-side copies after the
 	// DEL's reply, so for a moment they are read without the client-side
 	// cache.
-	fresh map[string]time.Time
+	fresh   map[string]time.Time
 	opt     rueidis.ClientOption
 	guard   *resilience.Guard
 	local   time.Duration // how long a client-side copy may be kept at most
