@@ -353,8 +353,10 @@ func (c *Cache[V]) Delete(ctx context.Context, keys ...string) {
 	}
 }
 
-// Forget drops keys from this process's tier: another instance changed
-// them (and deleted them from Redis).
+// Forget drops keys from this process's tier only. An instance told of
+// another's change should Delete instead: besides making sure Redis holds
+// no stale copy, that makes it read the keys past its client-side copy,
+// whose invalidation Redis may not have pushed yet.
 func (c *Cache[V]) Forget(keys ...string) {
 	for _, k := range keys {
 		c.local.Invalidate(k)

@@ -487,13 +487,21 @@ func TestConsistentHashKeepsAnItemOnOneInstance(t *testing.T) {
 			require.Equal(t, owner[item], h.Get("X-Backend"), "every request of %s meets one instance", item)
 		}
 	}
-	// b2 leaves: only its items move.
+	// b2 leaves: its items move, and (Maglev being near-minimal, not
+	// minimal) at most a few of the others; balance_test measures the
+	// spread on 100,000 keys.
 	backends[2].ready.Store(false)
 	waitUsable(t, g, "content", 2)
+	stayed, others := 0, 0
 	for item, was := range owner {
 		_, _, h := send(t, "GET", gw.URL+"/v1/items/"+item, "")
+		assert.NotEqual(t, "b2", h.Get("X-Backend"))
 		if was != "b2" {
-			assert.Equal(t, was, h.Get("X-Backend"), "%s stays where it was", item)
+			others++
+			if was == h.Get("X-Backend") {
+				stayed++
+			}
 		}
 	}
+	assert.GreaterOrEqual(t, stayed, others-2, "the items of the instances that stayed stay where they were (%d of %d)", stayed, others)
 }
