@@ -91,6 +91,7 @@ func openCaches(c cacheSettings, reg prometheus.Registerer, guards *resilience.M
 		Jitter: 0.1, MaxEntries: c.maxEntries, Shared: true, NoLocal: noLocal}, remote, m)
 	cs.content.Lists = cache.New[content.ListPage]("listings", cache.Config{TTL: 5 * time.Second, Jitter: 0.1,
 		MaxEntries: 1000}, nil, m)
+	cs.content.Bodies = cache.New[[]byte]("item_bodies", cache.Config{TTL: c.ttl, Jitter: 0.1, MaxEntries: c.maxEntries}, nil, m)
 	cs.entitlements = cache.New[bool]("entitlements", cache.Config{TTL: c.ttl, Jitter: 0.1, MaxEntries: c.maxEntries,
 		Shared: true, NoLocal: noLocal}, remote, m)
 	cs.replays = cache.New[idempotency.Replay]("replays", cache.Config{TTL: 10 * time.Minute, MaxEntries: c.maxEntries,

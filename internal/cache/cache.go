@@ -151,10 +151,12 @@ func (c *Cache[V]) Get(ctx context.Context, key string, load func(context.Contex
 			return e.result()
 		}
 	}
+	leader := false
 	v, err, shared := c.flight.Do(key, func() (any, error) {
+		leader = true
 		return c.fill(ctx, key, load)
 	})
-	if shared {
+	if shared && !leader { // waited for another lookup's load
 		c.metrics.coalesced.Inc()
 	}
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -18,6 +19,29 @@ import (
 type Caches struct {
 	Items *cache.Cache[Item]
 	Lists *cache.Cache[ListPage]
+	// Bodies holds the encoded JSON of GET /v1/items/{id}, in this process
+	// only, keyed by the item's id and version and every asset field the
+	// answer shows (processing changes the asset, not the version): the
+	// answer to one key never changes, so nothing invalidates it (old keys
+	// age out).
+	Bodies *cache.Cache[[]byte]
+}
+
+// itemBody returns the encoded JSON of it, from the body cache when set.
+func (s *Service) itemBody(ctx context.Context, it *Item) ([]byte, error) {
+	encode := func(context.Context) ([]byte, error) { return json.Marshal(s.toItemJSON(it)) }
+	if s.caches.Bodies == nil {
+		return encode(ctx)
+	}
+	key := string(it.ID) + "|" + strconv.FormatInt(it.Version, 10)
+	if a := it.Asset; a != nil {
+		key += fmt.Sprintf("|%s|%s|%d|%s|%d|%d|%s|%s", a.Status, a.SHA256, a.Size, a.MediaType, a.Width, a.Height,
+			a.FailureReason, a.Filename)
+		if l := a.served(); l != nil {
+			key += "|" + l.ThumbnailSHA256 + "|" + l.PreviewSHA256
+		}
+	}
+	return s.caches.Bodies.Get(ctx, key, encode)
 }
 
 // ListPage is one page of a listing and the cursor of the next ("" on

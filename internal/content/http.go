@@ -180,7 +180,12 @@ func handleGet(s *Service) http.Handler {
 			httpx.WriteError(w, r, err)
 			return
 		}
-		httpx.WriteJSON(w, http.StatusOK, s.toItemJSON(it))
+		body, err := s.itemBody(r.Context(), it)
+		if err != nil {
+			httpx.WriteError(w, r, strata.Internal(err))
+			return
+		}
+		httpx.WriteJSONBytes(w, http.StatusOK, body)
 	})
 }
 
