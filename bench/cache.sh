@@ -72,31 +72,7 @@ PROFILE_TARGET=${PROFILE_TARGET:-both}
 command -v go >/dev/null || { echo "go is not installed (https://go.dev/doc/install)" >&2; exit 1; }
 
 # The tools: installed with apt-get when missing and we may.
-missing=()
-command -v curl >/dev/null || missing+=(curl)
-command -v wrk >/dev/null || missing+=(wrk)
-{ command -v redis-server >/dev/null && command -v redis-cli >/dev/null; } || missing+=(redis-server)
-if [ ${#missing[@]} -gt 0 ]; then
-	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-		echo "installing ${missing[*]} with apt-get" >&2
-		DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-	else
-		echo "${missing[*]} not installed (apt-get install -y ${missing[*]}, as root)" >&2
-		exit 1
-	fi
-fi
-# Debian's redis-server package starts the system's Redis on port 6379; the
-# benchmark runs its own on a free port, so one this script installed is
-# stopped again.
-if [[ " ${missing[*]} " == *" redis-server "* ]]; then
-	if command -v systemctl >/dev/null && systemctl is-active --quiet redis-server 2>/dev/null; then
-		echo "stopping and disabling the redis-server service the package started" >&2
-		systemctl disable --now redis-server >/dev/null 2>&1 || true
-	elif [ -x /etc/init.d/redis-server ]; then
-		/etc/init.d/redis-server stop >/dev/null 2>&1 || true
-	fi
-fi
+need curl:curl wrk:wrk redis-server:redis-server redis-cli:redis-server
 
 EMAIL=creator@example.com
 PASSWORD="correct horse battery staple"
@@ -185,26 +161,7 @@ printf '%s\n' "$PASSWORD" | "$WORK/strata" users create --data-dir "$DATA" \
 
 start_strata_on setup --upload-types application/octet-stream --redis-url "$REDIS_URL"
 
-# api METHOD PATH [CURL ARGS...] prints the body of a 2xx answer of strata's
-# API, called as the creator once TOKEN is set; anything else is an error.
-api() {
-	local method=$1 path=$2 out code
-	shift 2
-	out=$(curl -sS -X "$method" ${TOKEN:+-H "Authorization: Bearer $TOKEN"} -w '\n%{http_code}' "$@" \
-		"$STRATA_URL$path") || { echo "$method $path: curl failed" >&2; return 1; }
-	code=${out##*$'\n'}
-	out=${out%$'\n'*}
-	case $code in
-	2??) printf '%s\n' "$out" ;;
-	*)
-		echo "$method $path: HTTP $code: $out" >&2
-		return 1
-		;;
-	esac
-}
 
-# field NAME prints the first string member NAME of the JSON on stdin.
-field() { grep -o "\"$1\":\"[^\"]*\"" | head -1 | cut -d'"' -f4; }
 
 TOKEN=
 TOKEN=$(api POST /v1/auth/login -H 'Content-Type: application/json' \

@@ -86,26 +86,7 @@ DEBUG=()
 start_strata strata --log-level "$LOG_LEVEL" --upload-types application/octet-stream \
 	--cdn-url-lifetime 1h "${DEBUG[@]}"
 
-# api METHOD PATH [CURL ARGS...] prints the body of a 2xx answer of strata's
-# API, called as the creator once TOKEN is set; anything else is an error.
-api() {
-	local method=$1 path=$2 out code
-	shift 2
-	out=$(curl -sS -X "$method" ${TOKEN:+-H "Authorization: Bearer $TOKEN"} -w '\n%{http_code}' "$@" \
-		"$STRATA_URL$path") || { echo "$method $path: curl failed" >&2; return 1; }
-	code=${out##*$'\n'}
-	out=${out%$'\n'*}
-	case $code in
-	2??) printf '%s\n' "$out" ;;
-	*)
-		echo "$method $path: HTTP $code: $out" >&2
-		return 1
-		;;
-	esac
-}
 
-# field NAME prints the first string member NAME of the JSON on stdin.
-field() { grep -o "\"$1\":\"[^\"]*\"" | head -1 | cut -d'"' -f4; }
 
 TOKEN=
 TOKEN=$(api POST /v1/auth/login -H 'Content-Type: application/json' \
@@ -143,26 +124,7 @@ done
 
 # nginx_config PORT writes nginx.conf for PORT.
 nginx_config() {
-	local m temps="" user=""
-	# Every compiled-in temp path must be writable, or nginx does not start.
-	for m in client_body proxy fastcgi uwsgi scgi; do
-		[[ $NGINX_V != *"--without-http_${m}_module"* ]] || continue
-		mkdir -p "$WORK/nginx/$m"
-		temps+="    ${m}_temp_path $WORK/nginx/$m;"$'\n'
-	done
-	# As root, nginx would otherwise switch its workers to nobody, who
-	# cannot read the temporary folder.
-	[ "$(id -u)" != 0 ] || user="user root $(id -gn);"
-	cat >"$WORK/nginx/nginx.conf" <<EOF
-$user
-worker_processes auto;
-daemon off;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx.err warn;
-events {
-    worker_connections 4096;
-}
-http {
+	nginx_conf "$1" "$(cat <<EOF
     access_log off;
     sendfile on;
     tcp_nopush on;
@@ -175,7 +137,6 @@ http {
     open_file_cache_errors on;
     types { }
     default_type application/octet-stream;
-$temps
     server {
         listen 127.0.0.1:$1;
         root $WORK/www;
@@ -186,35 +147,11 @@ $temps
             add_header Content-Security-Policy "default-src 'none'; sandbox";
         }
     }
-}
 EOF
+)"
 }
 
-mkdir -p "$WORK/nginx"
-NGINX_V=$(nginx -V 2>&1)
-NGINX_URL=
-for attempt in 1 2 3 4 5; do
-	port=$(free_port)
-	nginx_config "$port"
-	nginx -p "$WORK/nginx/" -e "$WORK/nginx.err" -c "$WORK/nginx/nginx.conf" -t >"$WORK/nginx-t.out" 2>&1 ||
-		{ echo "nginx rejects the generated configuration:" >&2; cat "$WORK/nginx-t.out" >&2; exit 1; }
-	nginx -p "$WORK/nginx/" -e "$WORK/nginx.err" -c "$WORK/nginx/nginx.conf" >>"$WORK/nginx.out" 2>&1 &
-	NGINX_PID=$!
-	started "$NGINX_PID"
-	for i in $(seq 100); do
-		if [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port${CDN_PATH[1k]}")" = 200 ]; then
-			NGINX_URL=http://127.0.0.1:$port
-			break 2
-		fi
-		kill -0 "$NGINX_PID" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill "$NGINX_PID" 2>/dev/null || true
-	wait "$NGINX_PID" 2>/dev/null || true
-	grep -q 'Address already in use' "$WORK/nginx.err" || break
-	: >"$WORK/nginx.err"
-done
-[ -n "$NGINX_URL" ] || { echo "nginx did not start; its error log:" >&2; tail -20 "$WORK/nginx.err" >&2; exit 1; }
+start_nginx nginx_config "${CDN_PATH[1k]}"
 
 TARGETS=(nginx strata)
 declare -A BARE_URL BARE_PID

@@ -73,32 +73,7 @@ read -r -a EXTRA <<<"${GATEWAY_FLAGS:-}"
 command -v go >/dev/null || { echo "go is not installed (https://go.dev/doc/install)" >&2; exit 1; }
 
 # The tools: installed with apt-get when missing and we may.
-missing=()
-command -v curl >/dev/null || missing+=(curl)
-command -v nginx >/dev/null || missing+=(nginx)
-command -v wrk >/dev/null || missing+=(wrk)
-command -v pgrep >/dev/null || missing+=(procps)
-if [ ${#missing[@]} -gt 0 ]; then
-	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-		echo "installing ${missing[*]} with apt-get" >&2
-		DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-	else
-		echo "${missing[*]} not installed (apt-get install -y ${missing[*]}, as root)" >&2
-		exit 1
-	fi
-fi
-# Debian's nginx package starts the system's nginx on port 80, all
-# interfaces, where services may start; the benchmark runs its own on
-# loopback, so one this script installed is stopped again.
-if [[ " ${missing[*]} " == *" nginx "* ]]; then
-	if command -v systemctl >/dev/null && systemctl is-active --quiet nginx 2>/dev/null; then
-		echo "stopping and disabling the nginx service the package started" >&2
-		systemctl disable --now nginx >/dev/null 2>&1 || true
-	elif [ -x /etc/init.d/nginx ]; then
-		/etc/init.d/nginx stop >/dev/null 2>&1 || true
-	fi
-fi
+need curl:curl nginx:nginx wrk:wrk pgrep:procps
 
 REQ_PATH=/v1/items/itm_1
 
@@ -166,32 +141,12 @@ TARGETS+=(nginx)
 
 # nginx_config PORT writes nginx.conf for PORT.
 nginx_config() {
-	local m temps="" user=""
-	# Every compiled-in temp path must be writable, or nginx does not start.
-	for m in client_body proxy fastcgi uwsgi scgi; do
-		[[ $NGINX_V != *"--without-http_${m}_module"* ]] || continue
-		mkdir -p "$WORK/nginx/$m"
-		temps+="    ${m}_temp_path $WORK/nginx/$m;"$'\n'
-	done
-	# As root, nginx would otherwise switch its workers to nobody, who
-	# cannot read the temporary folder.
-	[ "$(id -u)" != 0 ] || user="user root $(id -gn);"
-	cat >"$WORK/nginx/nginx.conf" <<EOF
-$user
-worker_processes auto;
-daemon off;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx.err warn;
-events {
-    worker_connections 4096;
-}
-http {
+	nginx_conf "$1" "$(cat <<EOF
     access_log off;
     tcp_nodelay on;
     keepalive_requests 10000000;
     keepalive_timeout 120s;
     server_tokens off;
-$temps
     upstream backend {
         server ${BACKEND_URL#http://};
         keepalive 64;
@@ -206,35 +161,13 @@ $temps
             proxy_set_header Connection "";
         }
     }
-}
 EOF
+)"
 }
 
-mkdir -p "$WORK/nginx"
-NGINX_V=$(nginx -V 2>&1)
-URL[nginx]=
-for attempt in 1 2 3 4 5; do
-	port=$(free_port)
-	nginx_config "$port"
-	nginx -p "$WORK/nginx/" -e "$WORK/nginx.err" -c "$WORK/nginx/nginx.conf" -t >"$WORK/nginx-t.out" 2>&1 ||
-		{ echo "nginx rejects the generated configuration:" >&2; cat "$WORK/nginx-t.out" >&2; exit 1; }
-	nginx -p "$WORK/nginx/" -e "$WORK/nginx.err" -c "$WORK/nginx/nginx.conf" >>"$WORK/nginx.out" 2>&1 &
-	PID[nginx]=$!
-	started "${PID[nginx]}"
-	for i in $(seq 100); do
-		if [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port$REQ_PATH")" = 200 ]; then
-			URL[nginx]=http://127.0.0.1:$port
-			break 2
-		fi
-		kill -0 "${PID[nginx]}" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill "${PID[nginx]}" 2>/dev/null || true
-	wait "${PID[nginx]}" 2>/dev/null || true
-	grep -q 'Address already in use' "$WORK/nginx.err" || break
-	: >"$WORK/nginx.err"
-done
-[ -n "${URL[nginx]}" ] || { echo "nginx did not start; its error log:" >&2; tail -20 "$WORK/nginx.err" >&2; exit 1; }
+start_nginx nginx_config "$REQ_PATH"
+URL[nginx]=$NGINX_URL
+PID[nginx]=$NGINX_PID
 
 # pids TARGET prints the processes of a target (nginx's workers too).
 pids() {

@@ -132,3 +132,119 @@ ms() {
 		printf "%.3f", n * f
 	}'
 }
+
+# nginx_conf PORT HTTP writes $WORK/nginx/nginx.conf: nginx in the
+# foreground with its pid, logs and temporary files in $WORK, and an http
+# block of the directives HTTP (listening on 127.0.0.1:PORT is HTTP's job).
+nginx_conf() {
+	local m temps="" user=""
+	# Every compiled-in temp path must be writable, or nginx does not start.
+	for m in client_body proxy fastcgi uwsgi scgi; do
+		[[ $NGINX_V != *"--without-http_${m}_module"* ]] || continue
+		mkdir -p "$WORK/nginx/$m"
+		temps+="    ${m}_temp_path $WORK/nginx/$m;"$'\n'
+	done
+	# As root, nginx would otherwise switch its workers to nobody, who
+	# cannot read the temporary folder.
+	[ "$(id -u)" != 0 ] || user="user root $(id -gn);"
+	cat >"$WORK/nginx/nginx.conf" <<EOF
+$user
+worker_processes auto;
+daemon off;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx.err warn;
+events {
+    worker_connections 4096;
+}
+http {
+$temps$2
+}
+EOF
+}
+
+# start_nginx CONFIG PATH starts nginx on a free loopback port, CONFIG PORT
+# writing its configuration (with nginx_conf), and waits until PATH answers
+# 200; it sets NGINX_URL and NGINX_PID. A port taken meanwhile is retried.
+start_nginx() {
+	local config=$1 path=$2 attempt port i
+	mkdir -p "$WORK/nginx"
+	NGINX_V=$(nginx -V 2>&1)
+	NGINX_URL=
+	for attempt in 1 2 3 4 5; do
+		port=$(free_port)
+		"$config" "$port"
+		nginx -p "$WORK/nginx/" -e "$WORK/nginx.err" -c "$WORK/nginx/nginx.conf" -t >"$WORK/nginx-t.out" 2>&1 ||
+			{ echo "nginx rejects the generated configuration:" >&2; cat "$WORK/nginx-t.out" >&2; exit 1; }
+		nginx -p "$WORK/nginx/" -e "$WORK/nginx.err" -c "$WORK/nginx/nginx.conf" >>"$WORK/nginx.out" 2>&1 &
+		NGINX_PID=$!
+		started "$NGINX_PID"
+		for i in $(seq 100); do
+			if [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port$path")" = 200 ]; then
+				NGINX_URL=http://127.0.0.1:$port
+				return 0
+			fi
+			kill -0 "$NGINX_PID" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill "$NGINX_PID" 2>/dev/null || true
+		wait "$NGINX_PID" 2>/dev/null || true
+		grep -q 'Address already in use' "$WORK/nginx.err" || break
+		: >"$WORK/nginx.err"
+	done
+	echo "nginx did not start; its error log:" >&2
+	tail -20 "$WORK/nginx.err" >&2
+	exit 1
+}
+
+# need COMMAND:PACKAGE... makes sure each COMMAND is there: as root on
+# Debian it installs the missing packages with apt-get, else it fails
+# naming them. A service the package started on install (nginx on port 80,
+# redis-server on 6379) is stopped again: the benchmarks run their own on
+# loopback.
+need() {
+	local spec missing=() pkg svc
+	for spec in "$@"; do
+		command -v "${spec%%:*}" >/dev/null && continue
+		pkg=${spec#*:}
+		[[ " ${missing[*]} " == *" $pkg "* ]] || missing+=("$pkg")
+	done
+	[ ${#missing[@]} -gt 0 ] || return 0
+	if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+		echo "${missing[*]} not installed (apt-get install -y ${missing[*]}, as root)" >&2
+		exit 1
+	fi
+	echo "installing ${missing[*]} with apt-get" >&2
+	DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+	for svc in nginx redis-server; do
+		[[ " ${missing[*]} " == *" $svc "* ]] || continue
+		if command -v systemctl >/dev/null && systemctl is-active --quiet "$svc" 2>/dev/null; then
+			echo "stopping and disabling the $svc service the package started" >&2
+			systemctl disable --now "$svc" >/dev/null 2>&1 || true
+		elif [ -x "/etc/init.d/$svc" ]; then
+			"/etc/init.d/$svc" stop >/dev/null 2>&1 || true
+		fi
+	done
+}
+
+# api METHOD PATH [CURL ARGS...] prints the body of a 2xx answer of strata's
+# API (STRATA_URL), called with TOKEN as bearer when it is set; anything
+# else is an error.
+api() {
+	local method=$1 path=$2 out code
+	shift 2
+	out=$(curl -sS -X "$method" ${TOKEN:+-H "Authorization: Bearer $TOKEN"} -w '\n%{http_code}' "$@" \
+		"$STRATA_URL$path") || { echo "$method $path: curl failed" >&2; return 1; }
+	code=${out##*$'\n'}
+	out=${out%$'\n'*}
+	case $code in
+	2??) printf '%s\n' "$out" ;;
+	*)
+		echo "$method $path: HTTP $code: $out" >&2
+		return 1
+		;;
+	esac
+}
+
+# field NAME prints the first string member NAME of the JSON on stdin.
+field() { grep -o "\"$1\":\"[^\"]*\"" | head -1 | cut -d'"' -f4; }
