@@ -263,7 +263,7 @@ load() {
 		{ echo "$1: errors during the warm-up:" >&2; cat "$WORK/warmup.out" >&2; exit 1; }
 	c0=
 	[ "$1" = bare ] || c0=$(counters)
-	[ "$round" != profile ] || profile_start
+	[ "$round" != profile ] || profile_start "$STRATA_OUT"
 	t0=$(cpu_ticks "$PIDOF")
 	r0=$(cpu_ticks "$REDIS_PID")
 	m0=$(machine_ticks)
@@ -322,16 +322,6 @@ load() {
 	[ "$round" = profile ] || echo "$1 $rps $(ms "$p50") $(ms "$p99") $cpu $rcpu $q $lh $rh $miss $co $n $wcpu $others $steal" >>"$WORK/results"
 }
 
-# profile_start starts a CPU profile of strata for the rest of this run.
-profile_start() {
-	local pprof seconds
-	pprof=$(sed -n 's/.*pprof on \(http:\/\/[^ ]*\)\/debug.*/\1/p' "$STRATA_OUT")
-	[ -n "$pprof" ] || { echo "strata printed no pprof address" >&2; exit 1; }
-	seconds=$((${DURATION%s} > 2 ? ${DURATION%s} - 1 : 1))
-	curl -sf -o "$PROFILE" "$pprof/debug/pprof/profile?seconds=$seconds" &
-	PROF_PID=$!
-	started "$PROF_PID"
-}
 
 : >"$WORK/results"
 PROF_PID=

@@ -238,16 +238,6 @@ load() {
 	echo "$1 $2 $rps $mibs $(ms "$p50") $(ms "$p99") $cpu" >>"$WORK/results"
 }
 
-# profile_start starts a CPU profile of strata for the rest of this run.
-profile_start() {
-	local pprof seconds
-	pprof=$(sed -n 's/.*pprof on \(http:\/\/[^ ]*\)\/debug.*/\1/p' "$WORK/strata.out")
-	[ -n "$pprof" ] || { echo "strata printed no pprof address" >&2; exit 1; }
-	seconds=$((${DURATION%s} > 2 ? ${DURATION%s} - 1 : 1))
-	curl -sf -o "$PROFILE" "$pprof/debug/pprof/profile?seconds=$seconds" &
-	PROF_PID=$!
-	started "$PROF_PID"
-}
 
 : >"$WORK/results"
 PROF_PID=
@@ -258,7 +248,7 @@ for round in $(seq "$ROUNDS"); do
 	for size in "${SIZES[@]}"; do
 		for target in "${order[@]}"; do
 			if [ "$target" = strata ] && [ -n "${PROFILE:-}" ] && [ "$round" = 1 ] && [ "$size" = "$PROFILE_SIZE" ]; then
-				profile_start
+				profile_start "$WORK/strata.out"
 			fi
 			load "$size" "$target"
 			if [ -n "$PROF_PID" ]; then

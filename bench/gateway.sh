@@ -227,16 +227,6 @@ load() {
 	echo "$1 $rps $(ms "$p50") $(ms "$p99") $cpu" >>"$WORK/results"
 }
 
-# profile_start starts a CPU profile of the gateway for the rest of this run.
-profile_start() {
-	local pprof seconds
-	pprof=$(sed -n 's/.*pprof on \(http:\/\/[^ ]*\)\/debug.*/\1/p' "$WORK/gateway.out")
-	[ -n "$pprof" ] || { echo "the gateway printed no pprof address" >&2; exit 1; }
-	seconds=$((${DURATION%s} > 2 ? ${DURATION%s} - 1 : 1))
-	curl -sf -o "$PROFILE" "$pprof/debug/pprof/profile?seconds=$seconds" &
-	PROF_PID=$!
-	started "$PROF_PID"
-}
 
 for target in "${TARGETS[@]}"; do
 	wrk -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" "${URL[$target]}$REQ_PATH" >/dev/null ||
@@ -251,7 +241,7 @@ for round in $(seq "$ROUNDS"); do
 	[ $((round % 2)) = 1 ] || order=($(printf '%s\n' "${TARGETS[@]}" | tac))
 	for target in "${order[@]}"; do
 		if [ "$target" = gateway ] && [ -n "${PROFILE:-}" ] && [ "$round" = 1 ]; then
-			profile_start
+			profile_start "$WORK/gateway.out"
 		fi
 		load "$target"
 		if [ -n "$PROF_PID" ]; then

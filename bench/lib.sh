@@ -248,3 +248,16 @@ api() {
 
 # field NAME prints the first string member NAME of the JSON on stdin.
 field() { grep -o "\"$1\":\"[^\"]*\"" | head -1 | cut -d'"' -f4; }
+
+# profile_start LOG starts a CPU profile, into PROFILE, of the process
+# whose output LOG announced its pprof address (--debug-addr), for the
+# rest of the current run (DURATION); the profile is written when it ends.
+profile_start() {
+	local pprof seconds
+	pprof=$(sed -n 's/.*pprof on \(http:\/\/[^ ]*\)\/debug.*/\1/p' "$1")
+	[ -n "$pprof" ] || { echo "$1 shows no pprof address" >&2; exit 1; }
+	seconds=$((${DURATION%s} > 2 ? ${DURATION%s} - 1 : 1))
+	curl -sf -o "$PROFILE" "$pprof/debug/pprof/profile?seconds=$seconds" &
+	PROF_PID=$!
+	started "$PROF_PID"
+}
