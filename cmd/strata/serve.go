@@ -245,6 +245,9 @@ func serveCmd(ctx context.Context, s *settings, stdout, stderr io.Writer) error 
 	}()
 
 	chain := []func(http.Handler) http.Handler{httpx.RequestID, httpx.AccessLog(logger), metrics.HTTPMiddleware, httpx.Recover}
+	if len(s.corsOrigins) > 0 {
+		chain = append(chain, httpx.CORS(s.corsOrigins))
+	}
 	if len(s.postgresReplicas) > 0 {
 		// Clients read their own writes from replicas by sending back the
 		// Strata-Consistency token.

@@ -74,6 +74,7 @@ type settings struct {
 	natsGuard         resilience.Config
 	blobGuard         resilience.Config
 	cache             cacheSettings
+	corsOrigins       []string
 }
 
 func (s *settings) registerFlags(fs *pflag.FlagSet) {
@@ -102,6 +103,7 @@ func (s *settings) registerFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&s.natsListen, "nats-listen", "", "host:port where the embedded NATS server accepts connections; empty keeps it in-process only")
 	fs.StringVar(&s.smtpURL, "smtp-url", "", "smtp://user:password@host:587 to send mail; empty writes mail to the log")
 	fs.StringVar(&s.mailFrom, "mail-from", "Strata <no-reply@localhost>", "the From address of mail")
+	fs.StringSliceVar(&s.corsOrigins, "cors-origins", nil, "origins (https://app.example) whose web pages may call the API, uploads included; * allows any; empty allows none (same-origin only)")
 	fs.BoolVar(&s.trustProxy, "trust-proxy-headers", false, "take the client address from X-Forwarded-For (only behind a trusted proxy)")
 	s.upstreams = map[string]*[]string{}
 	for _, pool := range gateway.Pools {
@@ -189,6 +191,11 @@ func (s *settings) validate() error {
 	}
 	if err := s.cache.validate(); err != nil {
 		return err
+	}
+	for _, o := range s.corsOrigins {
+		if u, err := url.Parse(o); o != "*" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "") {
+			return fmt.Errorf("cors-origins: %q is not an origin (scheme://host[:port]) or *", o)
+		}
 	}
 	for dep, c := range map[string]resilience.Config{"db": s.dbGuard, "nats": s.natsGuard, "blob": s.blobGuard} {
 		if err := c.Validate(dep); err != nil {
