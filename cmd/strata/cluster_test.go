@@ -138,7 +138,7 @@ func TestClusterSurvivesKilledInstances(t *testing.T) {
 		deadline := time.Now().Add(20 * time.Second)
 		for {
 			status, resp, err := tryCall(method, url, body, token, h)
-			if err == nil && status == http.StatusConflict && resp["code"] == "idempotency_in_progress" && time.Now().Before(deadline) {
+			if err == nil && status == http.StatusConflict && resp["code"] == "idempotency_key_in_use" && time.Now().Before(deadline) {
 				conflicts.Add(1)
 				time.Sleep(200 * time.Millisecond)
 				continue

@@ -365,8 +365,9 @@ func (g *Gateway) roundTrip(r *http.Request, header http.Header, p *pool, key st
 		} else {
 			p.succeeded(in)
 		}
-		retryable := attempt < g.cfg.MaxAttempts && body.unsent(replay) &&
-			(outcome == outcomeRefused || (idempotent && (err != nil || retryableStatus(resp.StatusCode))))
+		retryable := attempt < g.cfg.MaxAttempts &&
+			(outcome == outcomeRefused || (idempotent && (err != nil || retryableStatus(resp.StatusCode)))) &&
+			body.unsent(replay) // last: it fences the body off from this try
 		if !retryable {
 			if failed && attempt < g.cfg.MaxAttempts {
 				p.stats.retries[notRetryable].get().Inc()
@@ -665,9 +666,12 @@ func (b *retryBudget) release() { b.retries.Add(-1) }
 // requestBody is a request body as the tries see it: buffered when small
 // enough to send again, else streamed once.
 type requestBody struct {
-	orig    io.ReadCloser
-	buf     []byte
-	started atomic.Bool // a try began reading the streamed body
+	orig io.ReadCloser
+	buf  []byte
+
+	mu      sync.Mutex // held while a try reads the streamed body
+	started bool       // a try began reading it
+	gen     int        // the try that may read it; earlier tries are fenced off
 }
 
 // replayableBody reads a retryable request's small body into memory so
@@ -705,13 +709,29 @@ func (b *requestBody) reader(replay bool) io.ReadCloser {
 		}
 		return io.NopCloser(bytes.NewReader(b.buf))
 	}
-	return streamOnce{b}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return streamOnce{b, b.gen}
 }
 
 // unsent reports whether the body can go to another instance: it is
-// buffered, or no read of it ever began (a transport may still be inside
-// a read when the instance has already answered).
-func (b *requestBody) unsent(replay bool) bool { return replay || !b.started.Load() }
+// buffered, or no try ever began reading it — and then it fences the
+// tries so far off, for a transport may start reading after it returned
+// an answer (its writer runs on): their reads fail from now on.
+func (b *requestBody) unsent(replay bool) bool {
+	if replay {
+		return true
+	}
+	if !b.mu.TryLock() { // a try is inside a read right now
+		return false
+	}
+	defer b.mu.Unlock()
+	if b.started {
+		return false
+	}
+	b.gen++
+	return true
+}
 
 func (b *requestBody) close() {
 	if b.orig != nil {
@@ -719,12 +739,21 @@ func (b *requestBody) close() {
 	}
 }
 
-type streamOnce struct{ b *requestBody }
+type streamOnce struct {
+	b   *requestBody
+	gen int
+}
+
+var errBodyFenced = errors.New("request body handed to another try")
 
 func (s streamOnce) Read(p []byte) (int, error) {
-	s.b.started.Store(true)
-	n, err := s.b.orig.Read(p)
-	return n, err
+	s.b.mu.Lock()
+	defer s.b.mu.Unlock()
+	if s.gen != s.b.gen {
+		return 0, errBodyFenced
+	}
+	s.b.started = true
+	return s.b.orig.Read(p)
 }
 
 func (s streamOnce) Close() error { return nil } // the handler's body; closed once, by proxy
