@@ -363,7 +363,7 @@ func TestBreakerOpensOnAFailingPoolAndClosesAfterItRecovers(t *testing.T) {
 	hits := a.hits.Load()
 	start := time.Now()
 	status, body, h := send(t, "GET", gw.URL+"/v1/items", "")
-	assert.Less(t, time.Since(start), 100*time.Millisecond, "an open breaker answers at once")
+	assert.Less(t, time.Since(start), time.Second, "an open breaker answers at once (generous: CI machines are busy)")
 	assert.Equal(t, http.StatusServiceUnavailable, status)
 	assert.Contains(t, body, `"code":"upstream_unavailable"`)
 	assert.NotEmpty(t, h.Get("Retry-After"))

@@ -39,7 +39,7 @@ func TestBreakerOpensFailsFastAndCloses(t *testing.T) {
 	before := calls.Load()
 	start := time.Now()
 	err := g.Do(t.Context(), resilience.Idempotent, down)
-	assert.Less(t, time.Since(start), 50*time.Millisecond, "an open breaker fails at once")
+	assert.Less(t, time.Since(start), 500*time.Millisecond, "an open breaker fails at once (generous: CI machines are busy)")
 	assert.Equal(t, before, calls.Load(), "the dependency is not called while open")
 	var e *strata.Error
 	require.ErrorAs(t, err, &e)

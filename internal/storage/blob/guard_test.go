@@ -58,6 +58,6 @@ func TestGuardedStore(t *testing.T) {
 		start := time.Now()
 		_, err = s.Stat(context.Background(), sum([]byte("x")))
 		requireCode(t, err, strata.CodeUnavailable, "dependency_unavailable")
-		require.Less(t, time.Since(start), 50*time.Millisecond)
+		require.Less(t, time.Since(start), 500*time.Millisecond, "at once, not after the timeout (1 s)")
 	})
 }
