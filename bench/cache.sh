@@ -168,20 +168,8 @@ TOKEN=$(api POST /v1/auth/login -H 'Content-Type: application/json' \
 	-d "{\"email\":\"$EMAIL\",\"password\":\"$PASSWORD\"}" | field access_token)
 [ -n "$TOKEN" ] || { echo "login answered no access_token" >&2; exit 1; }
 head -c 1024 /dev/urandom >"$WORK/x.bin" # random bytes sniff as application/octet-stream
-ITEM=$(api POST /v1/items -H 'Content-Type: application/json' \
-	-d '{"title":"bench cache","description":"an item for bench/cache.sh","price":{"amount":250,"currency":"USD"},"tags":["bench"]}' | field id)
-[ -n "$ITEM" ] || { echo "POST /v1/items answered no id" >&2; exit 1; }
-api PUT "/v1/items/$ITEM/file?filename=x.bin" -H 'Content-Type: application/octet-stream' \
-	--data-binary "@$WORK/x.bin" >/dev/null
-status=
-for i in $(seq 300); do
-	json=$(api GET "/v1/items/$ITEM")
-	status=$(grep -o '"asset":{"status":"[a-z]*"' <<<"$json" | cut -d'"' -f6 || true)
-	[ "$status" = processing ] || break
-	sleep 0.1
-done
-[ "$status" = ready ] || { echo "the item's asset is '$status' (want ready; processing gets 30s): $json" >&2; exit 1; }
-api POST "/v1/items/$ITEM/publish" >/dev/null
+ITEM=$(publish_item '{"title":"bench cache","description":"an item for bench/cache.sh","price":{"amount":250,"currency":"USD"},"tags":["bench"]}' \
+	"$WORK/x.bin" x.bin)
 TOKEN=
 REQ_PATH=/v1/items/$ITEM
 # The body strata answers anyone: what bare serves.

@@ -97,20 +97,7 @@ declare -A SHA CDN_PATH
 for size in "${SIZES[@]}"; do
 	file=$WORK/files/$size.bin
 	SHA[$size]=$(sha256sum "$file" | cut -d' ' -f1)
-	item=$(api POST /v1/items -H 'Content-Type: application/json' \
-		-d "{\"title\":\"bench $size\",\"price\":{\"amount\":0,\"currency\":\"USD\"}}" | field id)
-	[ -n "$item" ] || { echo "POST /v1/items answered no id" >&2; exit 1; }
-	api PUT "/v1/items/$item/file?filename=$size.bin" -H 'Content-Type: application/octet-stream' \
-		--data-binary "@$file" >/dev/null
-	status=
-	for i in $(seq 300); do
-		json=$(api GET "/v1/items/$item")
-		status=$(grep -o '"asset":{"status":"[a-z]*"' <<<"$json" | cut -d'"' -f6 || true)
-		[ "$status" = processing ] || break
-		sleep 0.1
-	done
-	[ "$status" = ready ] || { echo "the $size item's asset is '$status' (want ready; processing gets 30s): $json" >&2; exit 1; }
-	api POST "/v1/items/$item/publish" >/dev/null
+	item=$(publish_item "{\"title\":\"bench $size\",\"price\":{\"amount\":0,\"currency\":\"USD\"}}" "$file" "$size.bin")
 	location=$(curl -sS -o /dev/null -D - -H "Authorization: Bearer $TOKEN" "$STRATA_URL/v1/items/$item/download" |
 		tr -d '\r' | awk 'tolower($1) == "location:" {print $2}')
 	[[ $location == "/cdn/o/${SHA[$size]}/$size.bin?"* ]] ||

@@ -261,3 +261,24 @@ profile_start() {
 	PROF_PID=$!
 	started "$PROF_PID"
 }
+
+# publish_item JSON FILE NAME creates an item from JSON (as TOKEN's
+# holder), uploads FILE as its file NAME, waits until processing made the
+# asset ready (30 s at most) and publishes the item; it prints its id.
+publish_item() {
+	local item status json i
+	item=$(api POST /v1/items -H 'Content-Type: application/json' -d "$1" | field id)
+	[ -n "$item" ] || { echo "POST /v1/items answered no id" >&2; return 1; }
+	api PUT "/v1/items/$item/file?filename=$3" -H 'Content-Type: application/octet-stream' \
+		--data-binary "@$2" >/dev/null
+	status=
+	for i in $(seq 300); do
+		json=$(api GET "/v1/items/$item")
+		status=$(grep -o '"asset":{"status":"[a-z]*"' <<<"$json" | cut -d'"' -f6 || true)
+		[ "$status" = processing ] || break
+		sleep 0.1
+	done
+	[ "$status" = ready ] || { echo "item $item: the asset is '$status' (want ready; processing gets 30s): $json" >&2; return 1; }
+	api POST "/v1/items/$item/publish" >/dev/null
+	echo "$item"
+}

@@ -14,15 +14,16 @@ import (
 // so that it holds across every gateway instance. Until Redis has
 // connected it answers an error, and the gateway lets requests through.
 type sharedLimiter struct {
-	redis       *cache.Redis
-	rate        float64
-	burst       int
-	gcra        atomic.Pointer[ratelimit.GCRA]
-	notYetReady error
+	redis *cache.Redis
+	rate  float64
+	burst int
+	gcra  atomic.Pointer[ratelimit.GCRA]
 }
 
+var errRedisNotConnected = errors.New("redis not connected yet")
+
 func newSharedLimiter(r *cache.Redis, rate float64, burst int) *sharedLimiter {
-	return &sharedLimiter{redis: r, rate: rate, burst: burst, notYetReady: errors.New("redis not connected yet")}
+	return &sharedLimiter{redis: r, rate: rate, burst: burst}
 }
 
 func (l *sharedLimiter) Allow(ctx context.Context, key string) (bool, time.Duration, error) {
@@ -30,7 +31,7 @@ func (l *sharedLimiter) Allow(ctx context.Context, key string) (bool, time.Durat
 	if g == nil {
 		c := l.redis.Client()
 		if c == nil {
-			return false, 0, l.notYetReady
+			return false, 0, errRedisNotConnected
 		}
 		g = ratelimit.NewGCRA(c, "strata:rl:gateway:", l.rate, l.burst, l.redis.Guard())
 		l.gcra.CompareAndSwap(nil, g)

@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stratadev/strata"
 	"github.com/stratadev/strata/internal/httpx"
+	"github.com/stratadev/strata/internal/resilience"
 )
 
 // maxReplayBody is the largest request body buffered so that a retryable
@@ -119,25 +120,8 @@ func New(d Deps) *Gateway {
 // BreakerWindow failed after their retries, answers 503 at once while
 // open, and after BreakerDelay lets a few trial requests through.
 func (g *Gateway) newBreaker(pool string) circuitbreaker.CircuitBreaker[any] {
-	gauge := g.metrics.breaker.WithLabelValues(pool)
-	return circuitbreaker.NewBuilder[any]().
-		WithFailureRateThreshold(g.cfg.BreakerFailureRate, uint(g.cfg.BreakerMinRequests), g.cfg.BreakerWindow).
-		WithDelay(g.cfg.BreakerDelay).
-		WithJitterFactor(0.2).
-		WithSuccessThresholdRatio(3, 5).
-		OnStateChanged(func(e circuitbreaker.StateChangedEvent) {
-			switch e.NewState {
-			case circuitbreaker.OpenState:
-				gauge.Set(2)
-				g.log.Warn("gateway: circuit breaker open", "pool", pool)
-			case circuitbreaker.HalfOpenState:
-				gauge.Set(1)
-			case circuitbreaker.ClosedState:
-				gauge.Set(0)
-				g.log.Info("gateway: circuit breaker closed", "pool", pool)
-			}
-		}).
-		Build()
+	return resilience.NewBreaker(g.cfg.BreakerFailureRate, g.cfg.BreakerMinRequests, g.cfg.BreakerWindow, g.cfg.BreakerDelay,
+		nil, g.metrics.breaker.WithLabelValues(pool), g.log, "pool", pool)
 }
 
 // Close stops the health checks and closes idle upstream connections.

@@ -179,25 +179,8 @@ func New(name string, cfg Config, m *Metrics, log *slog.Logger) *Guard {
 		g.calls[o] = m.calls.WithLabelValues(name, o)
 	}
 	gauge := m.breaker.WithLabelValues(name)
-	g.breaker = circuitbreaker.NewBuilder[any]().
-		HandleIf(func(_ any, err error) bool { return failure(err) }).
-		WithFailureRateThreshold(cfg.BreakerFailureRate, uint(max(cfg.BreakerMinCalls, 1)), max(cfg.BreakerWindow, time.Second)).
-		WithDelay(cfg.BreakerDelay).
-		WithJitterFactor(0.2).
-		WithSuccessThresholdRatio(3, 5).
-		OnStateChanged(func(e circuitbreaker.StateChangedEvent) {
-			switch e.NewState {
-			case circuitbreaker.OpenState:
-				gauge.Set(2)
-				log.Warn("circuit breaker open: failing calls at once", "dependency", name, "for", cfg.BreakerDelay.String())
-			case circuitbreaker.HalfOpenState:
-				gauge.Set(1)
-			case circuitbreaker.ClosedState:
-				gauge.Set(0)
-				log.Info("circuit breaker closed", "dependency", name)
-			}
-		}).
-		Build()
+	g.breaker = NewBreaker(cfg.BreakerFailureRate, cfg.BreakerMinCalls, cfg.BreakerWindow, cfg.BreakerDelay, failure,
+		gauge, log, "dependency", name)
 	if cfg.MaxConcurrent > 0 {
 		g.bulkhead = bulkhead.NewBuilder[any](uint(cfg.MaxConcurrent)).WithMaxWaitTime(cfg.MaxWait).Build()
 	}
@@ -217,6 +200,39 @@ func New(name string, cfg Config, m *Metrics, log *slog.Logger) *Guard {
 		g.timeout = timeout.New[any](cfg.Timeout)
 	}
 	return g
+}
+
+// NewBreaker builds the circuit breaker every Strata dependency and
+// gateway pool uses: it opens when failureRate of the calls in window
+// failed, once there were minCalls of them; stays open delay (jittered by
+// 20 %, so breakers that opened together do not probe together); and
+// closes when 3 of 5 trial calls succeed. isFailure classifies the errors
+// of calls made through a failsafe executor (nil for a breaker fed by
+// RecordSuccess and RecordFailure). gauge follows the state (0 closed,
+// 1 half-open, 2 open), and the transitions are logged with attrs.
+func NewBreaker(failureRate float64, minCalls int, window, delay time.Duration, isFailure func(error) bool,
+	gauge prometheus.Gauge, log *slog.Logger, attrs ...any) circuitbreaker.CircuitBreaker[any] {
+	b := circuitbreaker.NewBuilder[any]()
+	if isFailure != nil {
+		b = b.HandleIf(func(_ any, err error) bool { return isFailure(err) })
+	}
+	return b.WithFailureRateThreshold(failureRate, uint(max(minCalls, 1)), max(window, time.Second)).
+		WithDelay(delay).
+		WithJitterFactor(0.2).
+		WithSuccessThresholdRatio(3, 5).
+		OnStateChanged(func(e circuitbreaker.StateChangedEvent) {
+			switch e.NewState {
+			case circuitbreaker.OpenState:
+				gauge.Set(2)
+				log.Warn("circuit breaker open: failing calls at once", append(attrs, "for", delay.String())...)
+			case circuitbreaker.HalfOpenState:
+				gauge.Set(1)
+			case circuitbreaker.ClosedState:
+				gauge.Set(0)
+				log.Info("circuit breaker closed", attrs...)
+			}
+		}).
+		Build()
 }
 
 // Do runs fn, a call to the dependency, through the policies kind allows;
